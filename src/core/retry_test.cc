@@ -1,0 +1,2 @@
+#include "core/retry.h"
+#include <gtest/gtest.h>
