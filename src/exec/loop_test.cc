@@ -1,0 +1,49 @@
+#include "exec/loop.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+using namespace std::chrono_literals;
+
+namespace sloth {
+
+TEST(Loop, TimersFireInDeadlineOrder) {
+  Loop loop;
+  std::vector<int> fired;
+  loop.After(30ms, [&] { fired.push_back(3); });
+  loop.After(10ms, [&] { fired.push_back(1); });
+  loop.After(20ms, [&] { fired.push_back(2); });
+  loop.RunUntil([&] { return fired.size() == 3; });
+  EXPECT_EQ(fired, (std::vector<int>{1, 2, 3}));
+}
+
+TEST(Loop, CancelledTimerNeverFires) {
+  Loop loop;
+  bool fired = false, other = false;
+  uint64_t id = loop.After(5ms, [&] { fired = true; });
+  loop.After(20ms, [&] { other = true; });
+  loop.Cancel(id);
+  loop.RunUntil([&] { return other; });
+  EXPECT_FALSE(fired);
+}
+
+TEST(Loop, PostFromAnotherThreadRunsOnLoop) {
+  Loop loop;
+  std::thread::id ran_on;
+  bool done = false;
+  loop.Ref();
+  std::thread t([&] { loop.Post([&] {
+    loop.Unref(); ran_on = std::this_thread::get_id(); done = true; }); });
+  loop.RunUntil([&] { return done; });
+  t.join();
+  EXPECT_EQ(ran_on, std::this_thread::get_id());
+}
+
+TEST(Loop, RunOnceReportsNothingToWaitFor) {
+  Loop loop;
+  EXPECT_FALSE(loop.RunOnce());
+}
+
+}  // namespace sloth
