@@ -12,7 +12,8 @@ namespace {
 
 std::string Where(const TaskSpec& t) { return t.source.empty() ? "" : t.source + ": "; }
 
-// Finds one cycle among tasks that Kahn's algorithm could not order and names it.
+// Finds one cycle among tasks that Kahn's algorithm could not order and names it, prefixed
+// with the source of the cycle's first-defined task (not of a task that merely depends on it).
 std::string DescribeCycle(const Plan& plan, const std::vector<bool>& ordered) {
   size_t start = 0;
   while (ordered[start]) ++start;
@@ -30,11 +31,14 @@ std::string DescribeCycle(const Plan& plan, const std::vector<bool>& ordered) {
     }
   }
   std::vector<std::string> names;
-  for (size_t i = static_cast<size_t>(seen[at]); i < path.size(); ++i)
+  size_t blame = at;
+  for (size_t i = static_cast<size_t>(seen[at]); i < path.size(); ++i) {
     names.push_back("\"" + plan.task(path[i]).name + "\"");
+    blame = std::min(blame, path[i]);
+  }
   std::reverse(names.begin(), names.end());
   names.push_back(names.front());
-  return "dependency cycle: " + Join(names, " -> ");
+  return Where(plan.task(blame)) + "dependency cycle: " + Join(names, " -> ");
 }
 
 }  // namespace
@@ -90,11 +94,7 @@ Result<Plan> Plan::Build(const WorkflowSpec& workflow) {
     for (size_t d : plan.dependents_[next])
       if (--missing[d] == 0) ready.insert(d);
   }
-  if (plan.order_.size() != tasks.size()) {
-    size_t first = 0;
-    while (ordered[first]) ++first;
-    return Status::Error(Where(tasks[first]) + DescribeCycle(plan, ordered));
-  }
+  if (plan.order_.size() != tasks.size()) return Status::Error(DescribeCycle(plan, ordered));
   return plan;
 }
 

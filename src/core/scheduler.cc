@@ -174,6 +174,8 @@ void Scheduler::AttemptDone(size_t i, AttemptResult r) {
 // Runs the executor's end-of-task hooks, then settles the task.
 void Scheduler::Finish(size_t i, TaskResult r) {
   state_[i].finishing = true;
+  // The failure is final now: under fail_fast nothing new may start while on_failure runs.
+  if (r.status == TaskStatus::kFailed && options_.fail_fast) stopping_ = true;
   r.duration = timers_.Now() - state_[i].started;
   executor_.FinishTask(i, r, [this, i, r] {
     state_[i].finishing = false;

@@ -1,0 +1,128 @@
+// `run` / `workflow run`: load the file, pick the workflows, run them, render the result.
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "base/ids.h"
+#include "cli/commands.h"
+#include "cli/data_dir.h"
+#include "cli/load.h"
+#include "cli/output.h"
+#include "data/values.h"
+#include "lua/lua_util.h"
+
+namespace fs = std::filesystem;
+
+namespace sloth {
+namespace {
+
+std::unique_ptr<Renderer> MakeRenderer(const std::string& format, bool debug, FILE* json_out) {
+  RenderOptions opt;
+  opt.verbose = debug;
+  const char* no_color = std::getenv("NO_COLOR");
+  opt.color = isatty(STDOUT_FILENO) && !(no_color && *no_color);
+  if (format == "json") {
+    opt.out = json_out;
+    return MakeJsonRenderer(opt);
+  }
+  return MakeBasicRenderer(opt, format == "enhanced");
+}
+
+// In json mode the document is the only thing on stdout: keep a private copy of stdout for it
+// and point fd 1 (Lua's print, io.write) at stderr.
+FILE* DivertStdout() {
+  std::fflush(stdout);
+  int fd = dup(STDOUT_FILENO);
+  dup2(STDERR_FILENO, STDOUT_FILENO);
+  return fdopen(fd, "w");
+}
+
+// Which workflows `run [NAME]` runs (dsl.md §2).
+std::vector<size_t> Pick(const std::vector<LoadedWorkflow>& all, const std::string& name) {
+  for (size_t i = 0; i < all.size(); ++i)
+    if (all[i].spec.name == name) return {i};
+  std::vector<size_t> every;
+  for (size_t i = 0; i < all.size(); ++i) every.push_back(i);
+  return every;
+}
+
+// Waits (briefly) for every child to be reaped, so no orphan outlives the run.
+void ReapChildren(Runtime& rt) {
+  rt.processes().KillAll();
+  for (int i = 0; i < 200 && rt.processes().running() > 0; ++i) rt.loop().RunOnce();
+  while (waitpid(-1, nullptr, WNOHANG) > 0) {
+  }
+}
+
+}  // namespace
+
+int CmdRun(const GlobalOptions& global, const RunOptions& options) {
+  if (options.output != "basic" && options.output != "enhanced" && options.output != "json")
+    return Fail(kExitBadInput, "unknown output format \"" + options.output + "\" (basic, enhanced, json)");
+  if (options.parallel && *options.parallel < 1) return Fail(kExitBadInput, "--parallel must be at least 1");
+  auto values = LoadValues(options.values_files, options.sets);
+  if (!values.ok()) return Fail(kExitBadInput, values.error());
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  FILE* json_out = options.output == "json" ? DivertStdout() : stdout;
+  auto renderer = MakeRenderer(options.output, global.debug, json_out);
+
+  Loop loop;
+  RuntimeOptions rt_options;
+  rt_options.start_dir = fs::current_path().string();
+  rt_options.check_mode = options.check;
+  Runtime rt(loop, rt_options, renderer.get());
+  SetValues(rt, *values);
+  auto loaded = LoadFile(rt, options.file);
+  if (!loaded.ok()) return Fail(kExitBadInput, loaded.error());
+  std::vector<LoadedWorkflow>& workflows = loaded->workflows;
+  std::vector<Plan>& plans = loaded->plans;
+  std::vector<size_t> chosen = Pick(workflows, options.name);
+  for (size_t i : chosen) {
+    Status s = plans[i].Select(options.tasks);
+    if (!s.ok() && chosen.size() == 1) return Fail(kExitBadInput, s.message());
+  }
+  rt.EnableStrictGlobals();
+
+  Scheduler* current = nullptr;
+  bool interrupted = false;
+  auto on_signal = [&] {
+    interrupted = true;
+    if (current) current->Cancel("interrupted");
+  };
+  loop.OnSignal(SIGINT, on_signal);
+  loop.OnSignal(SIGTERM, on_signal);
+
+  RunSummary summary;
+  summary.run_id = NewUuid();
+  std::string data_dir = DataDir(global.data_dir);
+  Clock::time_point start = Clock::now();
+  for (size_t i : chosen) {
+    if (interrupted) break;
+    RunInfo info;
+    info.stack = options.name.empty() || chosen.size() > 1 ? workflows[i].spec.name : options.name;
+    info.run_id = chosen.size() > 1 ? NewUuid() : summary.run_id;
+    info.artifacts_dir = data_dir + "/artifacts/" + info.stack + "/" + info.run_id;
+    info.max_parallel = options.parallel;
+    renderer->WorkflowStarted(plans[i], info);
+    WorkflowOutcome outcome =
+        RunWorkflow(rt, workflows[i], plans[i], info, *renderer, [&](Scheduler* s) { current = s; });
+    renderer->WorkflowFinished(plans[i], info, outcome);
+    if (outcome.result.status != RunStatus::kSuccess && summary.status == RunStatus::kSuccess)
+      summary.status = outcome.result.status;
+    if (outcome.result.status == RunStatus::kCancelled) interrupted = true;
+    if (outcome.result.status != RunStatus::kSuccess) break;  // like make: stop at a failure
+  }
+  if (interrupted) summary.status = RunStatus::kCancelled;
+  summary.duration = Clock::now() - start;
+  ReapChildren(rt);
+  renderer->RunFinished(summary);
+  if (summary.status == RunStatus::kCancelled) return kExitInterrupted;
+  return summary.status == RunStatus::kSuccess ? kExitOk : kExitFailed;
+}
+
+}  // namespace sloth

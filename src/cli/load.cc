@@ -1,0 +1,39 @@
+// Shared file loading for run, validate, list and preview.
+#include "cli/load.h"
+
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
+
+#include <lua.hpp>
+
+#include "lua/lua_util.h"
+
+namespace sloth {
+
+Result<LoadedFile> LoadFile(Runtime& rt, const std::string& path) {
+  struct stat st;
+  if (path.empty()) return Status::Error("no workflow file given (use -f FILE)");
+  if (stat(path.c_str(), &st) != 0) return Status::Error(path + ": no such file");
+  if (S_ISDIR(st.st_mode)) return Status::Error(path + ": is a directory, not a workflow file");
+  auto workflows = LoadWorkflows(rt, path);
+  if (!workflows.ok()) return workflows.status();
+  LoadedFile out;
+  for (const LoadedWorkflow& wf : *workflows) {
+    auto plan = Plan::Build(wf.spec);
+    if (!plan.ok()) return plan.status();
+    out.plans.push_back(std::move(*plan));
+  }
+  out.workflows = std::move(*workflows);
+  return out;
+}
+
+void SetValues(Runtime& rt, const nlohmann::json& values) {
+  lua_State* L = rt.state();
+  PushJson(L, values);
+  lua_pushvalue(L, -1);
+  lua_setglobal(L, "values");
+  lua_setglobal(L, "Values");
+}
+
+}  // namespace sloth

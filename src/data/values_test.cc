@@ -1,0 +1,68 @@
+#include "data/values.h"
+
+#include <gtest/gtest.h>
+
+#include "data/yaml_json.h"
+
+namespace sloth {
+
+TEST(Values, DeepMergeMergesMapsAndReplacesTheRest) {
+  auto base = nlohmann::json::parse(R"({"a":{"x":1,"y":2},"list":[1,2],"s":"old"})");
+  DeepMerge(base, nlohmann::json::parse(R"({"a":{"y":3},"list":[9],"s":"new"})"));
+  EXPECT_EQ(base, nlohmann::json::parse(R"({"a":{"x":1,"y":3},"list":[9],"s":"new"})"));
+}
+
+TEST(Values, SetTypesValuesAsYaml) {
+  nlohmann::json v = nlohmann::json::object();
+  ASSERT_TRUE(ApplySet(v, "port=8080").ok());
+  ASSERT_TRUE(ApplySet(v, "debug=true").ok());
+  ASSERT_TRUE(ApplySet(v, "ratio=0.5").ok());
+  ASSERT_TRUE(ApplySet(v, "name=web").ok());
+  ASSERT_TRUE(ApplySet(v, "quoted=\"8080\"").ok());
+  EXPECT_TRUE(v["port"].is_number_integer());
+  EXPECT_EQ(v["port"], 8080);
+  EXPECT_EQ(v["debug"], true);
+  EXPECT_EQ(v["ratio"], 0.5);
+  EXPECT_EQ(v["name"], "web");
+  EXPECT_EQ(v["quoted"], "8080");
+}
+
+TEST(Values, SetCreatesNestedPathsAndIndexesLists) {
+  nlohmann::json v = nlohmann::json::parse(R"({"servers":[{"name":"a"}]})");
+  ASSERT_TRUE(ApplySet(v, "terraform.environment=staging").ok());
+  ASSERT_TRUE(ApplySet(v, "servers.0.name=b").ok());
+  EXPECT_EQ(v["terraform"]["environment"], "staging");
+  EXPECT_EQ(v["servers"][0]["name"], "b");
+}
+
+TEST(Values, SetRejectsMalformedAssignments) {
+  nlohmann::json v = nlohmann::json::object();
+  EXPECT_FALSE(ApplySet(v, "novalue").ok());
+  EXPECT_FALSE(ApplySet(v, "=x").ok());
+  EXPECT_FALSE(ApplySet(v, "a..b=1").ok());
+  EXPECT_TRUE(ApplySet(v, "empty=").ok());
+  EXPECT_EQ(v["empty"], "");
+}
+
+TEST(Yaml, KeepsIntegersAndQuotedStrings) {
+  auto doc = ParseYaml("n: 5\nf: 1.5\ns: \"5\"\nb: false\nnothing: ~\nlist: [1, two]\n");
+  ASSERT_TRUE(doc.ok());
+  EXPECT_TRUE((*doc)["n"].is_number_integer());
+  EXPECT_TRUE((*doc)["f"].is_number_float());
+  EXPECT_EQ((*doc)["s"], "5");
+  EXPECT_EQ((*doc)["b"], false);
+  EXPECT_TRUE((*doc)["nothing"].is_null());
+  EXPECT_EQ((*doc)["list"][1], "two");
+}
+
+TEST(Yaml, ErrorsNameTheLine) {
+  auto doc = ParseYaml("a: [1, 2\nb: 3\n");
+  ASSERT_FALSE(doc.ok());
+  EXPECT_NE(doc.error().find("line"), std::string::npos);
+}
+
+TEST(Values, MissingFileIsAnError) {
+  EXPECT_FALSE(LoadValues({"/nonexistent/values.yaml"}, {}).ok());
+}
+
+}  // namespace sloth

@@ -1,0 +1,100 @@
+// YAML through yaml-cpp, typed by hand: yaml-cpp leaves every scalar a string.
+#include "data/yaml_json.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <regex>
+
+namespace sloth {
+namespace {
+
+nlohmann::json Convert(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined: return nullptr;
+    case YAML::NodeType::Scalar:
+      if (node.Tag() == "!") return node.Scalar();  // quoted: always a string
+      return TypedScalar(node.Scalar());
+    case YAML::NodeType::Sequence: {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& item : node) out.push_back(Convert(item));
+      return out;
+    }
+    case YAML::NodeType::Map: {
+      nlohmann::json out = nlohmann::json::object();
+      for (const auto& kv : node) out[kv.first.as<std::string>()] = Convert(kv.second);
+      return out;
+    }
+  }
+  return nullptr;
+}
+
+void Emit(YAML::Emitter& out, const nlohmann::json& v) {
+  switch (v.type()) {
+    case nlohmann::json::value_t::object:
+      out << YAML::BeginMap;
+      for (const auto& [k, item] : v.items()) {
+        out << YAML::Key << k << YAML::Value;
+        Emit(out, item);
+      }
+      out << YAML::EndMap;
+      return;
+    case nlohmann::json::value_t::array:
+      out << YAML::BeginSeq;
+      for (const auto& item : v) Emit(out, item);
+      out << YAML::EndSeq;
+      return;
+    case nlohmann::json::value_t::string: {
+      const std::string& s = v.get_ref<const std::string&>();
+      // Quote strings that would read back as another type.
+      if (!TypedScalar(s).is_string() || s.empty()) out << YAML::DoubleQuoted << s;
+      else out << s;
+      return;
+    }
+    case nlohmann::json::value_t::null: out << YAML::Null; return;
+    case nlohmann::json::value_t::boolean: out << v.get<bool>(); return;
+    case nlohmann::json::value_t::number_float: out << v.get<double>(); return;
+    default: out << v.dump(); return;
+  }
+}
+
+}  // namespace
+
+nlohmann::json TypedScalar(const std::string& s) {
+  static const std::regex kInt("[-+]?[0-9]+");
+  static const std::regex kHex("0x[0-9a-fA-F]+");
+  static const std::regex kOct("0o[0-7]+");
+  static const std::regex kFloat("[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
+  if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
+  if (s == "true" || s == "True" || s == "TRUE") return true;
+  if (s == "false" || s == "False" || s == "FALSE") return false;
+  try {
+    if (std::regex_match(s, kInt)) return static_cast<int64_t>(std::stoll(s));
+    if (std::regex_match(s, kHex)) return static_cast<int64_t>(std::stoll(s.substr(2), nullptr, 16));
+    if (std::regex_match(s, kOct)) return static_cast<int64_t>(std::stoll(s.substr(2), nullptr, 8));
+    if (std::regex_match(s, kFloat)) return std::stod(s);
+  } catch (const std::out_of_range&) {
+    return std::stod(s);  // too big for an integer: keep it as a float
+  }
+  if (s == ".inf" || s == "+.inf" || s == ".Inf") return HUGE_VAL;
+  if (s == "-.inf" || s == "-.Inf") return -HUGE_VAL;
+  return s;
+}
+
+Result<nlohmann::json> ParseYaml(std::string_view text) {
+  try {
+    return Convert(YAML::Load(std::string(text)));
+  } catch (const YAML::Exception& e) {
+    return Status::Error("line " + std::to_string(e.mark.line + 1) + ", column " +
+                         std::to_string(e.mark.column + 1) + ": " + e.msg);
+  }
+}
+
+std::string ToYaml(const nlohmann::json& value) {
+  YAML::Emitter out;
+  Emit(out, value);
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace sloth

@@ -1,0 +1,11 @@
+# Writes the prelude .lua files into a header as raw string literals.
+set(out "// Generated from src/lua/prelude/*.lua by embed_prelude.cmake. Do not edit.\n#pragma once\n")
+foreach(name compat dsl run)
+  file(READ ${SRC_DIR}/prelude/${name}.lua code)
+  string(SUBSTRING ${name} 0 1 first)
+  string(TOUPPER ${first} first)
+  string(SUBSTRING ${name} 1 -1 rest)
+  string(APPEND out "inline constexpr char kPrelude${first}${rest}[] = R\"__lua__(${code})__lua__\";\n")
+endforeach()
+file(WRITE ${OUT_FILE}.tmp "${out}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUT_FILE}.tmp ${OUT_FILE})

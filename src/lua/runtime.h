@@ -1,0 +1,139 @@
+// Runtime: one lua_State per run, with the loop glue. It owns the state, loads the prelude and
+// the modules, runs coroutines on the loop, and gives modules one way to wait (Await).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "base/duration.h"
+#include "base/status.h"
+#include "exec/loop.h"
+#include "exec/process.h"
+#include "exec/thread_pool.h"
+
+struct lua_State;
+struct lua_Debug;
+
+namespace sloth {
+
+enum class LogLevel { kDebug, kInfo, kWarn, kError, kSuccess, kOutput };
+
+// Where log lines and command output go: the CLI's renderer.
+class LogSink {
+ public:
+  virtual ~LogSink() = default;
+  // `task` is empty for lines logged outside any task.
+  virtual void Log(const std::string& task, LogLevel level, std::string_view text) = 0;
+};
+
+// What a coroutine belongs to: the task attempt it works for. Goroutines share their task's.
+struct TaskContext {
+  std::string name;
+  std::string workdir;  // absolute
+  size_t index = 0;
+  int attempt = 0;
+  bool always_run = false;  // :check_mode(false)
+  std::string user;         // :user("name"): commands run as this user
+  std::optional<Clock::time_point> deadline;
+  std::string deadline_reason;
+  std::string cancel_reason;  // set when the attempt must stop
+  std::vector<pid_t> processes;  // running child processes started for this task
+  std::vector<std::pair<std::string, std::string>> env;  // :env({...}) for its commands
+};
+
+struct RuntimeOptions {
+  std::string start_dir;  // absolute; the default workdir
+  bool check_mode = false;
+  size_t memory_limit = size_t{2} << 30;
+};
+
+class Runtime {
+ public:
+  // Results a finished wait pushes onto the waiting thread's stack; returns how many.
+  using Pusher = std::function<int(lua_State*)>;
+  using Done = std::function<void(Pusher)>;
+
+  Runtime(Loop& loop, RuntimeOptions options, LogSink* log);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  static Runtime& From(lua_State* L);
+
+  lua_State* state() const { return L_; }
+  Loop& loop() { return loop_; }
+  Processes& processes() { return processes_; }
+  ThreadPool& pool() { return pool_; }
+  const RuntimeOptions& options() const { return options_; }
+  LogSink* log() const { return log_; }
+
+  // The one way a module function waits. `start(done)` begins the work; `done(pusher)` must be
+  // called once, on the loop thread. Inside one of our coroutines the coroutine yields until
+  // then; anywhere else the loop is driven until the work completes. `cancel` (optional) is
+  // called if the task is cancelled while waiting. Returns lua_yieldk's or the pusher's result.
+  int Await(lua_State* L, std::function<void(Done)> start, std::function<void()> cancel = {});
+
+  // Runs a blocking function on the pool; `finish` then pushes its results on the loop thread.
+  template <typename T>
+  int AwaitBlocking(lua_State* L, std::function<T()> work, std::function<int(lua_State*, T&)> push);
+
+  // Coroutines driven by the loop. `on_finish(co, status)` runs when the coroutine returns or
+  // raises; the values are on co's stack.
+  using Finished = std::function<void(lua_State* co, int status)>;
+  // Starts function + nargs on top of L's stack as a new coroutine bound to `task`.
+  lua_State* Spawn(int nargs, TaskContext* task, Finished on_finish);
+  // Stops what `task`'s coroutines wait for and makes them raise `reason`.
+  void CancelTask(TaskContext* task, const std::string& reason);
+  TaskContext* TaskOf(lua_State* L) const;
+
+  // Loads and runs a workflow file as text; errors come back as "FILE:LINE: message".
+  Status RunFile(const std::string& path);
+  Status RunString(const std::string& code, const std::string& chunkname);
+
+  // Absolute path for a module argument: relative to the calling task's workdir.
+  std::string ResolvePath(lua_State* L, const std::string& path) const;
+  // The environment a child process of this task gets (with the workflow's extra variables).
+  std::vector<std::string> ChildEnvironment(lua_State* L) const;
+  void SetExtraEnvironment(std::vector<std::pair<std::string, std::string>> env) {
+    extra_env_ = std::move(env);
+  }
+  bool CheckMode(lua_State* L) const;
+  void Log(lua_State* L, LogLevel level, std::string_view text);
+
+  // After loading: reading an undefined global raises an error naming it.
+  void EnableStrictGlobals();
+
+ private:
+  struct Thread;
+  void Resume(lua_State* co, int nargs);
+  void Finish(lua_State* co, int status);
+  static int Continue(lua_State* L, int status, intptr_t ctx);
+  static void Hook(lua_State* L, ::lua_Debug* ar);
+  void OpenLibraries();
+
+  Loop& loop_;
+  RuntimeOptions options_;
+  LogSink* log_;
+  Processes processes_;
+  ThreadPool pool_;
+  lua_State* L_ = nullptr;
+  size_t memory_used_ = 0;
+  std::vector<std::pair<std::string, std::string>> extra_env_;
+  std::unordered_map<lua_State*, std::unique_ptr<Thread>> threads_;
+  friend void* LuaAlloc(void*, void*, size_t, size_t);
+};
+
+template <typename T>
+int Runtime::AwaitBlocking(lua_State* L, std::function<T()> work,
+                           std::function<int(lua_State*, T&)> push) {
+  return Await(L, [this, work = std::move(work), push = std::move(push)](Done done) {
+    auto result = std::make_shared<T>();
+    pool_.Submit([work, result] { *result = work(); },
+                 [done, push, result] { done([push, result](lua_State* L) { return push(L, *result); }); });
+  });
+}
+
+}  // namespace sloth

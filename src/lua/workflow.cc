@@ -1,0 +1,576 @@
+// Workflow files -> specs (the loader) and one workflow run (the Lua executor).
+#include "lua/workflow.h"
+
+#include <glob.h>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+#include <lua.hpp>
+
+#include "base/strings.h"
+#include "lua/lua_util.h"
+#include "lua/prelude.h"
+
+namespace fs = std::filesystem;
+
+namespace sloth {
+namespace {
+
+// --- reading definition tables ---------------------------------------------------------
+
+std::string GetString(lua_State* L, int index, const char* key) {
+  lua_getfield(L, index, key);
+  std::string s = lua_isstring(L, -1) ? lua_tostring(L, -1) : "";
+  lua_pop(L, 1);
+  return s;
+}
+
+std::vector<std::string> GetList(lua_State* L, int index, const char* key) {
+  std::vector<std::string> out;
+  if (lua_getfield(L, index, key) == LUA_TTABLE) {
+    for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; ++i) {
+      out.emplace_back(lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return out;
+}
+
+std::optional<Duration> GetSeconds(lua_State* L, int index, const char* key) {
+  lua_getfield(L, index, key);
+  std::optional<Duration> d;
+  if (lua_isnumber(L, -1)) {
+    auto r = DurationFromSeconds(lua_tonumber(L, -1));
+    if (r.ok()) d = *r;
+  }
+  lua_pop(L, 1);
+  return d;
+}
+
+bool GetBool(lua_State* L, int index, const char* key) {
+  lua_getfield(L, index, key);
+  bool b = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return b;
+}
+
+TaskSpec ReadTask(lua_State* L, int index) {
+  index = lua_absindex(L, index);
+  TaskSpec t;
+  t.name = GetString(L, index, "name");
+  t.description = GetString(L, index, "description");
+  t.source = GetString(L, index, "source");
+  t.depends_on = GetList(L, index, "depends_on");
+  t.timeout = GetSeconds(L, index, "timeout");
+  lua_getfield(L, index, "retries");
+  t.retry_set = lua_isinteger(L, -1);
+  t.retry.retries = static_cast<int>(lua_tointeger(L, -1));
+  lua_pop(L, 1);
+  if (auto s = ParseRetryStrategy(GetString(L, index, "retry_strategy"))) t.retry.strategy = *s;
+  t.retry.delay = GetSeconds(L, index, "retry_delay");
+  t.async = GetBool(L, index, "async");
+  t.workdir = GetString(L, index, "workdir");
+  t.delegate_to = GetList(L, index, "delegate_to");
+  t.tags = GetList(L, index, "tags");
+  t.artifacts = GetList(L, index, "artifacts");
+  t.consumes = GetList(L, index, "consumes");
+  lua_getfield(L, index, "command");
+  if (lua_type(L, -1) == LUA_TSTRING) t.command_text = lua_tostring(L, -1);
+  lua_pop(L, 1);
+  t.always_run = GetBool(L, index, "always_run");
+  return t;
+}
+
+// Reads config{} into `config`; errors name the workflow's source line.
+Status ReadConfig(lua_State* L, int index, WorkflowSpec& wf) {
+  index = lua_absindex(L, index);
+  auto bad = [&](const std::string& what) {
+    return Status::Error(wf.source + ": workflow \"" + wf.name + "\": config." + what);
+  };
+  lua_pushnil(L);
+  while (lua_next(L, index)) {
+    std::string key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+    int t = lua_type(L, -1);
+    if (key == "timeout" || key == "retry_delay") {
+      Result<Duration> d = t == LUA_TNUMBER ? DurationFromSeconds(lua_tonumber(L, -1))
+                           : t == LUA_TSTRING ? ParseDuration(lua_tostring(L, -1))
+                                              : Result<Duration>(Status::Error("not a duration"));
+      if (!d.ok()) return lua_pop(L, 2), bad(key + ": " + d.error());
+      (key == "timeout" ? wf.config.timeout : wf.config.retry_delay) = *d;
+    } else if (key == "max_parallel_tasks") {
+      if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1)
+        return lua_pop(L, 2), bad("max_parallel_tasks must be a whole number >= 1");
+      wf.config.max_parallel_tasks = static_cast<int>(lua_tointeger(L, -1));
+    } else if (key == "fail_fast") {
+      if (t != LUA_TBOOLEAN) return lua_pop(L, 2), bad("fail_fast must be true or false");
+      wf.config.fail_fast = lua_toboolean(L, -1);
+    } else if (key == "retry_policy") {
+      auto s = t == LUA_TSTRING ? ParseRetryStrategy(lua_tostring(L, -1)) : std::nullopt;
+      if (!s) return lua_pop(L, 2), bad("retry_policy must be fixed, linear or exponential");
+      wf.config.retry_policy = *s;
+    } else if (key != "environment") {
+      return lua_pop(L, 2), bad(key + " is not a known setting (timeout, max_parallel_tasks, "
+                                      "fail_fast, retry_delay, retry_policy, environment)");
+    }
+    lua_pop(L, 1);
+  }
+  return Status::Ok();
+}
+
+Result<LoadedWorkflow> ReadWorkflow(lua_State* L, int index) {
+  index = lua_absindex(L, index);
+  LoadedWorkflow out;
+  WorkflowSpec& wf = out.spec;
+  wf.name = GetString(L, index, "name");
+  wf.description = GetString(L, index, "description");
+  wf.version = GetString(L, index, "version");
+  wf.source = GetString(L, index, "source");
+  wf.delegate_to = GetList(L, index, "delegate_to");
+  if (lua_getfield(L, index, "config") == LUA_TTABLE) {
+    Status s = ReadConfig(L, -1, wf);
+    if (!s.ok()) return lua_pop(L, 1), s;
+  }
+  lua_pop(L, 1);
+  if (lua_getfield(L, index, "metadata") == LUA_TTABLE) out.metadata_json = ToJsonText(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, index, "tasks");
+  for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TTABLE; ++i) {
+    TaskSpec t = ReadTask(L, -1);
+    lua_pop(L, 1);
+    if (!t.retry_set && wf.config.retry_policy) t.retry.strategy = *wf.config.retry_policy;
+    if (!t.retry.delay) t.retry.delay = wf.config.retry_delay;
+    if (t.delegate_to.empty()) t.delegate_to = wf.delegate_to;
+    wf.tasks.push_back(std::move(t));
+  }
+  lua_pop(L, 2);
+  lua_pushvalue(L, index);
+  out.ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return out;
+}
+
+std::string Stem(const std::string& path) { return fs::path(path).stem().string(); }
+
+}  // namespace
+
+Result<std::vector<LoadedWorkflow>> LoadWorkflows(Runtime& rt, const std::string& path) {
+  Status loaded = rt.RunFile(path);
+  if (!loaded.ok()) return loaded;
+  lua_State* L = rt.state();
+  PushInternal(L);                                 // internal
+  lua_getfield(L, -1, "defs");                     // internal defs
+  lua_getfield(L, -1, "finalize");                 // internal defs finalize
+  lua_pushstring(L, Stem(path).c_str());
+  lua_call(L, 1, 1);                               // internal defs workflows
+  std::vector<LoadedWorkflow> out;
+  for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TTABLE; ++i) {
+    auto wf = ReadWorkflow(L, -1);
+    lua_pop(L, 1);
+    if (!wf.ok()) return lua_settop(L, 0), wf.status();
+    out.push_back(std::move(*wf));
+  }
+  lua_settop(L, 0);
+  if (out.empty()) return Status::Error(path + ": defines no task or workflow");
+  return out;
+}
+
+namespace {
+
+// Keeps the error text and the traceback lines that point into workflow files.
+std::string ErrorWithTraceback(lua_State* co) {
+  std::string msg = luaL_tolstring(co, -1, nullptr);
+  lua_pop(co, 1);
+  luaL_traceback(co, co, nullptr, 0);
+  std::vector<std::string> frames;
+  for (const std::string& line : Split(lua_tostring(co, -1), '\n')) {
+    std::string_view l = Trim(line);
+    if (l.empty() || l == "stack traceback:" || l.find("[C]") != std::string_view::npos ||
+        l.find("[prelude") != std::string_view::npos || l.find("[module") != std::string_view::npos)
+      continue;
+    frames.emplace_back(l);
+  }
+  lua_pop(co, 1);
+  if (frames.size() > 1 || (frames.size() == 1 && msg.find(frames[0].substr(0, frames[0].find(':'))) == std::string::npos)) {
+    for (size_t i = 0; i < frames.size() && i < 5; ++i) msg += "\n    at " + frames[i];
+  }
+  return msg;
+}
+
+class LuaExecutor : public Executor {
+ public:
+  LuaExecutor(Runtime& rt, const LoadedWorkflow& wf, const Plan& plan, const RunInfo& info)
+      : rt_(rt), L_(rt.state()), wf_(wf), plan_(plan), info_(info), slots_(plan.size()) {
+    lua_rawgeti(L_, LUA_REGISTRYINDEX, wf.ref);  // wf
+    lua_getfield(L_, -1, "tasks");               // wf tasks
+    for (size_t i = 0; i < plan.size(); ++i) {
+      lua_rawgeti(L_, -1, static_cast<lua_Integer>(i) + 1);
+      slots_[i].def_ref = luaL_ref(L_, LUA_REGISTRYINDEX);
+    }
+    lua_pop(L_, 2);
+  }
+
+  ~LuaExecutor() override {
+    for (Slot& s : slots_) {
+      luaL_unref(L_, LUA_REGISTRYINDEX, s.def_ref);
+      luaL_unref(L_, LUA_REGISTRYINDEX, s.output_ref);
+    }
+  }
+
+  void StartAttempt(size_t i, int attempt, std::function<void(AttemptResult)> done) override;
+  void CancelAttempt(size_t i, const std::string& reason) override {
+    rt_.CancelTask(&slots_[i].ctx, reason);
+  }
+  void FinishTask(size_t i, const TaskResult& result, std::function<void()> done) override;
+
+ private:
+  struct Slot {
+    TaskContext ctx;
+    int def_ref = LUA_NOREF;
+    int output_ref = LUA_NOREF;
+  };
+
+  void PushDef(size_t i) { lua_rawgeti(L_, LUA_REGISTRYINDEX, slots_[i].def_ref); }
+  void PushParams(size_t i);
+  void PushThis(size_t i);
+  void PushDeps(size_t i);
+  Status PrepareWorkdir(size_t i, int attempt);
+  AttemptResult Collect(size_t i, lua_State* co, int status);
+  void CopyArtifacts(size_t i);
+  struct HookChain {
+    std::vector<const char*> hooks;
+    bool ok = false;
+    std::string error;
+    std::function<void()> done;
+  };
+  void RunNextHook(size_t i, std::shared_ptr<HookChain> chain);
+
+  Runtime& rt_;
+  lua_State* L_;
+  const LoadedWorkflow& wf_;
+  const Plan& plan_;
+  const RunInfo& info_;
+  std::vector<Slot> slots_;
+};
+
+void LuaExecutor::PushParams(size_t i) {
+  PushInternal(L_);
+  lua_getfield(L_, -1, "make_params");             // internal make_params
+  lua_remove(L_, -2);
+  lua_rawgeti(L_, LUA_REGISTRYINDEX, wf_.ref);
+  lua_getfield(L_, -1, "params");
+  lua_remove(L_, -2);                               // make_params wf_params
+  PushDef(i);
+  lua_getfield(L_, -1, "params");
+  lua_remove(L_, -2);                               // make_params wf_params task_params
+  lua_createtable(L_, 0, 4);
+  lua_pushstring(L_, plan_.task(i).name.c_str());
+  lua_setfield(L_, -2, "task_name");
+  lua_pushstring(L_, wf_.spec.name.c_str());
+  lua_setfield(L_, -2, "workflow_name");
+  lua_pushstring(L_, slots_[i].ctx.workdir.c_str());
+  lua_setfield(L_, -2, "workdir");
+  lua_pushstring(L_, info_.stack.c_str());
+  lua_setfield(L_, -2, "stack");
+  lua_call(L_, 3, 1);                               // params
+}
+
+void LuaExecutor::PushThis(size_t i) {
+  PushInternal(L_);
+  lua_getfield(L_, -1, "make_this");
+  lua_remove(L_, -2);                               // make_this
+  PushDef(i);
+  lua_createtable(L_, 0, 4);                        // make_this def ctx
+  PushParams(i);
+  lua_setfield(L_, -2, "params");
+  lua_pushinteger(L_, slots_[i].ctx.attempt);
+  lua_setfield(L_, -2, "attempt");
+  lua_pushstring(L_, slots_[i].ctx.workdir.c_str());
+  lua_setfield(L_, -2, "workdir");
+  lua_call(L_, 2, 1);                               // this
+}
+
+void LuaExecutor::PushDeps(size_t i) {
+  lua_newtable(L_);
+  for (size_t d : plan_.Ancestors(i)) {
+    if (slots_[d].output_ref == LUA_NOREF) lua_newtable(L_);
+    else lua_rawgeti(L_, LUA_REGISTRYINDEX, slots_[d].output_ref);
+    lua_setfield(L_, -2, plan_.task(d).name.c_str());
+  }
+}
+
+Status LuaExecutor::PrepareWorkdir(size_t i, int attempt) {
+  const TaskSpec& t = plan_.task(i);
+  std::string dir = rt_.options().start_dir;
+  if (!t.workdir.empty()) dir = t.workdir[0] == '/' ? t.workdir : dir + "/" + t.workdir;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status::Error("cannot create workdir " + dir + ": " + ec.message());
+  slots_[i].ctx.workdir = dir;
+  if (attempt > 1) return Status::Ok();
+  for (const std::string& pattern : t.consumes) {
+    glob_t g{};
+    std::string full = info_.artifacts_dir + "/" + pattern;
+    int rc = glob(full.c_str(), 0, nullptr, &g);
+    if (rc != 0) {
+      globfree(&g);
+      return Status::Error("consumes: no artifact matches \"" + pattern + "\" (was it produced by a task this one depends on?)");
+    }
+    for (size_t k = 0; k < g.gl_pathc; ++k) {
+      fs::path src = g.gl_pathv[k];
+      fs::path dest = fs::path(dir) / fs::relative(src, info_.artifacts_dir);
+      fs::create_directories(dest.parent_path(), ec);
+      fs::copy(src, dest, fs::copy_options::overwrite_existing | fs::copy_options::recursive, ec);
+      if (ec) {
+        globfree(&g);
+        return Status::Error("consumes: cannot copy " + src.string() + ": " + ec.message());
+      }
+    }
+    globfree(&g);
+  }
+  return Status::Ok();
+}
+
+void LuaExecutor::StartAttempt(size_t i, int attempt, std::function<void(AttemptResult)> done) {
+  const TaskSpec& t = plan_.task(i);
+  Slot& slot = slots_[i];
+  slot.ctx = TaskContext{};
+  slot.ctx.name = t.name;
+  slot.ctx.index = i;
+  slot.ctx.attempt = attempt;
+  slot.ctx.always_run = t.always_run;
+  if (t.timeout) {
+    slot.ctx.deadline = Clock::now() + *t.timeout;
+    slot.ctx.deadline_reason = "timed out after " + FormatHuman(*t.timeout);
+  }
+  auto fail = [&](std::string message) {
+    AttemptResult r;
+    r.outcome = AttemptResult::Outcome::kFailed;
+    r.message = std::move(message);
+    done(std::move(r));
+  };
+  if (!t.delegate_to.empty())
+    return fail("task is delegated to " + Join(t.delegate_to, ", ") +
+                ", but this run has no master to send it to (distributed execution needs "
+                "--master or SLOTH_RUNNER_MASTER)");
+  if (Status s = PrepareWorkdir(i, attempt); !s.ok()) return fail(s.message());
+  PushDef(i);
+  lua_getfield(L_, -1, "user");
+  if (lua_isstring(L_, -1)) slot.ctx.user = lua_tostring(L_, -1);
+  lua_pop(L_, 1);
+  if (lua_getfield(L_, -1, "env") == LUA_TTABLE) {
+    lua_pushnil(L_);
+    while (lua_next(L_, -2)) {
+      lua_pushvalue(L_, -2);
+      std::string key = luaL_tolstring(L_, -1, nullptr);
+      lua_pop(L_, 2);
+      slot.ctx.env.emplace_back(key, luaL_tolstring(L_, -1, nullptr));
+      lua_pop(L_, 2);
+    }
+  }
+  lua_pop(L_, 2);
+  PushInternal(L_);
+  lua_getfield(L_, -1, "run_attempt");
+  lua_remove(L_, -2);                               // run_attempt
+  PushDef(i);
+  PushThis(i);
+  lua_getfield(L_, -1, "params");                   // run_attempt def this params
+  PushDeps(i);                                      // run_attempt def this params deps
+  rt_.Spawn(4, &slot.ctx, [this, i, done](lua_State* co, int status) {
+    done(Collect(i, co, status));
+  });
+}
+
+AttemptResult LuaExecutor::Collect(size_t i, lua_State* co, int status) {
+  AttemptResult r;
+  if (status != LUA_OK) {
+    r.outcome = AttemptResult::Outcome::kFailed;
+    r.message = ErrorWithTraceback(co);
+    return r;
+  }
+  // co: kind message output
+  std::string kind = lua_tostring(co, 1) ? lua_tostring(co, 1) : "ok";
+  r.outcome = kind == "ok" ? AttemptResult::Outcome::kSuccess
+              : kind == "skipped" ? AttemptResult::Outcome::kSkipped
+                                  : AttemptResult::Outcome::kFailed;
+  if (lua_isstring(co, 2)) r.message = lua_tostring(co, 2);
+  Slot& slot = slots_[i];
+  luaL_unref(L_, LUA_REGISTRYINDEX, slot.output_ref);
+  slot.output_ref = LUA_NOREF;
+  if (lua_type(co, 3) == LUA_TTABLE) {
+    lua_getfield(co, 3, "changed");
+    r.changed = !(lua_isboolean(co, -1) && !lua_toboolean(co, -1));
+    lua_pop(co, 1);
+    r.output_json = ToJsonText(co, 3);
+    lua_pushvalue(co, 3);
+    lua_xmove(co, L_, 1);
+    slot.output_ref = luaL_ref(L_, LUA_REGISTRYINDEX);
+  }
+  return r;
+}
+
+void LuaExecutor::CopyArtifacts(size_t i) {
+  const TaskSpec& t = plan_.task(i);
+  for (const std::string& pattern : t.artifacts) {
+    glob_t g{};
+    std::string full = slots_[i].ctx.workdir + "/" + pattern;
+    if (glob(full.c_str(), 0, nullptr, &g) != 0) {
+      rt_.Log(L_, LogLevel::kWarn, "artifact \"" + pattern + "\" of task " + t.name + " matched nothing");
+    }
+    for (size_t k = 0; k < g.gl_pathc; ++k) {
+      fs::path src = g.gl_pathv[k];
+      fs::path dest = fs::path(info_.artifacts_dir) / fs::relative(src, slots_[i].ctx.workdir);
+      std::error_code ec;
+      fs::create_directories(dest.parent_path(), ec);
+      fs::copy(src, dest, fs::copy_options::overwrite_existing | fs::copy_options::recursive, ec);
+      if (ec) rt_.Log(L_, LogLevel::kWarn, "cannot keep artifact " + src.string() + ": " + ec.message());
+    }
+    globfree(&g);
+  }
+}
+
+void LuaExecutor::FinishTask(size_t i, const TaskResult& result, std::function<void()> done) {
+  bool ok = result.status == TaskStatus::kSuccess || result.status == TaskStatus::kUnchanged;
+  bool failed = result.status == TaskStatus::kFailed;
+  if (ok) CopyArtifacts(i);
+  std::vector<const char*> hooks;
+  if (ok) hooks.push_back("on_success");
+  if (failed && StartsWith(result.error, "timed out")) hooks.push_back("on_timeout");
+  if (failed) hooks.push_back("on_failure");
+  auto chain = std::make_shared<HookChain>();
+  chain->ok = ok;
+  chain->error = result.error;
+  chain->done = std::move(done);
+  PushDef(i);
+  for (const char* h : hooks) {
+    if (lua_getfield(L_, -1, h) == LUA_TFUNCTION) chain->hooks.push_back(h);
+    lua_pop(L_, 1);
+  }
+  lua_pop(L_, 1);
+  RunNextHook(i, chain);
+}
+
+// Runs the task's remaining end hooks one after another, each in a coroutine of its own.
+void LuaExecutor::RunNextHook(size_t i, std::shared_ptr<HookChain> chain) {
+  if (chain->hooks.empty()) return chain->done();
+  std::string hook = chain->hooks.front();
+  chain->hooks.erase(chain->hooks.begin());
+  slots_[i].ctx.cancel_reason.clear();
+  slots_[i].ctx.deadline.reset();
+  PushInternal(L_);
+  lua_getfield(L_, -1, "bind_call");
+  lua_remove(L_, -2);                             // bind_call
+  PushDef(i);
+  lua_getfield(L_, -1, hook.c_str());
+  lua_remove(L_, -2);                             // bind_call fn
+  PushThis(i);
+  lua_getfield(L_, -1, "params");                 // bind_call fn this params
+  if (chain->ok && slots_[i].output_ref != LUA_NOREF)
+    lua_rawgeti(L_, LUA_REGISTRYINDEX, slots_[i].output_ref);
+  else if (chain->ok) lua_newtable(L_);
+  else lua_pushstring(L_, chain->error.c_str());
+  rt_.Spawn(4, &slots_[i].ctx, [this, i, hook, chain](lua_State* co, int status) {
+    if (status != LUA_OK) rt_.Log(co, LogLevel::kWarn, hook + " hook failed: " + ErrorWithTraceback(co));
+    RunNextHook(i, chain);
+  });
+}
+
+void PushResults(lua_State* L, const Plan& plan, const RunResult& result) {
+  lua_newtable(L);
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const TaskResult& t = result.tasks[i];
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, std::string(TaskStatusName(t.status)).c_str());
+    lua_setfield(L, -2, "status");
+    lua_pushinteger(L, ToMillis(t.duration));
+    lua_setfield(L, -2, "duration_ms");
+    if (!t.error.empty()) {
+      lua_pushstring(L, t.error.c_str());
+      lua_setfield(L, -2, "error");
+    }
+    PushJson(L, nlohmann::json::parse(t.output_json, nullptr, false));
+    lua_setfield(L, -2, "output");
+    lua_setfield(L, -2, plan.task(i).name.c_str());
+  }
+}
+
+// Calls the workflow's `hook` (on_start / on_complete) in a coroutine and waits for it.
+void RunWorkflowHook(Runtime& rt, const LoadedWorkflow& wf, const char* hook, int nargs_pushed) {
+  lua_State* L = rt.state();
+  lua_rawgeti(L, LUA_REGISTRYINDEX, wf.ref);
+  int type = lua_getfield(L, -1, hook);
+  lua_remove(L, -2);
+  if (type != LUA_TFUNCTION) {
+    lua_pop(L, 1 + nargs_pushed);
+    return;
+  }
+  lua_insert(L, -(nargs_pushed + 1));
+  bool finished = false;
+  std::string name = hook;
+  rt.Spawn(nargs_pushed, nullptr, [&rt, &finished, name](lua_State* co, int status) {
+    if (status != LUA_OK) rt.Log(co, LogLevel::kWarn, name + " failed: " + ErrorWithTraceback(co));
+    finished = true;
+  });
+  rt.loop().RunUntil([&] { return finished; });
+}
+
+}  // namespace
+
+WorkflowOutcome RunWorkflow(Runtime& rt, const LoadedWorkflow& workflow, const Plan& plan,
+                            const RunInfo& info, Progress& progress,
+                            const std::function<void(Scheduler*)>& started) {
+  lua_State* L = rt.state();
+  lua_newtable(L);
+  lua_setglobal(L, "outputs");
+  // config.environment: a table of variables for every command, or a name kept as
+  // SLOTH_ENVIRONMENT.
+  std::vector<std::pair<std::string, std::string>> env;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, workflow.ref);
+  lua_getfield(L, -1, "config");
+  if (lua_istable(L, -1) && lua_getfield(L, -1, "environment") != LUA_TNIL) {
+    if (lua_istable(L, -1)) {
+      lua_pushnil(L);
+      while (lua_next(L, -2)) {
+        lua_pushvalue(L, -2);
+        std::string key = luaL_tolstring(L, -1, nullptr);
+        lua_pop(L, 2);
+        env.emplace_back(key, luaL_tolstring(L, -1, nullptr));
+        lua_pop(L, 2);
+      }
+    } else {
+      env.emplace_back("SLOTH_ENVIRONMENT", luaL_tolstring(L, -1, nullptr));
+      lua_pop(L, 1);
+    }
+  }
+  lua_settop(L, 0);
+  rt.SetExtraEnvironment(env);
+
+  RunWorkflowHook(rt, workflow, "on_start", 0);
+  LuaExecutor executor(rt, workflow, plan, info);
+  SchedulerOptions options;
+  options.max_parallel = info.max_parallel.value_or(workflow.spec.config.max_parallel_tasks);
+  options.fail_fast = workflow.spec.config.fail_fast;
+  options.run_timeout = workflow.spec.config.timeout;
+  Scheduler scheduler(plan, options, executor, rt.loop(), progress);
+  started(&scheduler);
+  scheduler.Start();
+  rt.loop().RunUntil([&] { return scheduler.done(); });
+  started(nullptr);
+  WorkflowOutcome outcome;
+  outcome.result = scheduler.result();
+  if (!scheduler.done()) {
+    outcome.result.status = RunStatus::kFailed;
+    outcome.result.error = "internal error: the run stalled with nothing left to wait for";
+  }
+  lua_pushboolean(L, outcome.result.status == RunStatus::kSuccess);
+  PushResults(L, plan, outcome.result);
+  RunWorkflowHook(rt, workflow, "on_complete", 2);
+  lua_getglobal(L, "outputs");
+  outcome.outputs_json = lua_istable(L, -1) ? ToJsonText(L, -1) : "{}";
+  lua_settop(L, 0);
+  return outcome;
+}
+
+}  // namespace sloth

@@ -1,0 +1,43 @@
+// Loading workflow files into core specs, and running one workflow on the loop.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "core/executor.h"
+#include "core/plan.h"
+#include "core/scheduler.h"
+#include "lua/runtime.h"
+
+namespace sloth {
+
+struct LoadedWorkflow {
+  WorkflowSpec spec;
+  int ref = -1;  // the workflow's definition table, in the registry
+  std::string metadata_json = "{}";
+};
+
+// Runs the file and collects what it defines. Errors read "FILE:LINE: message".
+Result<std::vector<LoadedWorkflow>> LoadWorkflows(Runtime& rt, const std::string& path);
+
+struct RunInfo {
+  std::string stack;
+  std::string run_id;
+  std::string artifacts_dir;  // where artifacts of this run are kept
+  std::optional<int> max_parallel;  // --parallel
+};
+
+struct WorkflowOutcome {
+  RunResult result;
+  std::string outputs_json = "{}";  // the `outputs` global after the run
+};
+
+// Runs `plan` (built from `workflow`) to completion. `started` receives the scheduler so the
+// caller can cancel it (Ctrl-C).
+WorkflowOutcome RunWorkflow(Runtime& rt, const LoadedWorkflow& workflow, const Plan& plan,
+                            const RunInfo& info, Progress& progress,
+                            const std::function<void(Scheduler*)>& started);
+
+}  // namespace sloth
