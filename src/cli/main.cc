@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "base/strings.h"
 #include "cli/commands.h"
 #include "exec/loop.h"
 
@@ -68,6 +69,17 @@ int Main(int argc, char** argv) {
     std::cout << "sloth-runner version " << kVersion << "\n";
   });
 
+  // An unknown command word is bad input with a suggestion, not "a subcommand is required".
+  if (argc > 1 && argv[1][0] != '-') {
+    std::vector<std::string> names;
+    for (const CLI::App* sub : app.get_subcommands({})) names.push_back(sub->get_name());
+    if (std::find(names.begin(), names.end(), argv[1]) == names.end()) {
+      std::string hint = ClosestMatch(argv[1], names);
+      return Fail(kExitBadInput, std::string("unknown command \"") + argv[1] + "\"" +
+                                     (hint.empty() ? "" : " (did you mean \"" + hint + "\"?)") +
+                                     "; run 'sloth-runner --help' for the list");
+    }
+  }
   if (const char* log = std::getenv("SLOTH_LOG"); log && std::string(log) == "debug") global.debug = true;
   try {
     app.parse(argc, argv);

@@ -23,13 +23,6 @@ namespace {
 constexpr int kHookInstructions = 10000;
 constexpr Duration kTimeSlice = std::chrono::milliseconds(20);
 
-int Traceback(lua_State* L) {
-  const char* msg = lua_tostring(L, 1);
-  if (!msg) msg = luaL_tolstring(L, 1, nullptr);
-  luaL_traceback(L, L, msg, 1);
-  return 1;
-}
-
 bool SignalPending() {
   sigset_t pending;
   sigpending(&pending);
@@ -179,6 +172,10 @@ void Runtime::CancelTask(TaskContext* task, const std::string& reason) {
 
 void Runtime::Hook(lua_State* L, lua_Debug* ar) {
   Runtime& rt = From(L);
+  if (L == rt.L_ && rt.load_deadline_ && Clock::now() > *rt.load_deadline_) {
+    luaL_error(L, "loading took longer than %s (an endless loop at load time?)",
+               FormatHuman(rt.options_.load_timeout).c_str());
+  }
   auto it = rt.threads_.find(L);
   TaskContext* task = it == rt.threads_.end() ? nullptr : it->second->task;
   Clock::time_point now = Clock::now();
@@ -190,13 +187,13 @@ void Runtime::Hook(lua_State* L, lua_Debug* ar) {
 }
 
 Status Runtime::RunString(const std::string& code, const std::string& chunkname) {
-  lua_pushcfunction(L_, Traceback);
   if (luaL_loadbufferx(L_, code.data(), code.size(), chunkname.c_str(), "t") != LUA_OK) {
     std::string msg = lua_tostring(L_, -1);
-    lua_pop(L_, 2);
+    lua_pop(L_, 1);
     return Status::Error(msg);
   }
-  int status = lua_pcall(L_, 0, 0, -2);
+  // Errors at load time carry FILE:LINE already; a traceback would only show the prelude.
+  int status = lua_pcall(L_, 0, 0, 0);
   std::string msg = status == LUA_OK ? "" : luaL_tolstring(L_, -1, nullptr);
   lua_settop(L_, 0);
   if (status != LUA_OK) return Status::Error(msg);
@@ -211,7 +208,12 @@ Status Runtime::RunFile(const std::string& path) {
   std::string code = buffer.str();
   if (!code.empty() && code[0] == LUA_SIGNATURE[0])
     return Status::Error(path + ": precompiled Lua bytecode is not accepted; give the source");
-  return RunString(code, "@" + path);
+  load_deadline_ = Clock::now() + options_.load_timeout;
+  lua_sethook(L_, Hook, LUA_MASKCOUNT, kHookInstructions);
+  Status s = RunString(code, "@" + path);
+  lua_sethook(L_, nullptr, 0, 0);
+  load_deadline_.reset();
+  return s;
 }
 
 std::string Runtime::ResolvePath(lua_State* L, const std::string& path) const {

@@ -48,6 +48,7 @@ struct RuntimeOptions {
   std::string start_dir;  // absolute; the default workdir
   bool check_mode = false;
   size_t memory_limit = size_t{2} << 30;
+  Duration load_timeout = std::chrono::seconds(30);  // top-level code of a workflow file
 };
 
 class Runtime {
@@ -121,6 +122,7 @@ class Runtime {
   ThreadPool pool_;
   lua_State* L_ = nullptr;
   size_t memory_used_ = 0;
+  std::optional<Clock::time_point> load_deadline_;
   std::vector<std::pair<std::string, std::string>> extra_env_;
   std::unordered_map<lua_State*, std::unique_ptr<Thread>> threads_;
   friend void* LuaAlloc(void*, void*, size_t, size_t);

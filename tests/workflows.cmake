@@ -1,0 +1,11 @@
+# Every example in examples/ and every documentation example in tests/docs/ is a test: it must
+# run as written and succeed (see run_workflow_file.sh for the "-- test:" directives).
+file(GLOB WORKFLOW_FILES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/*.sloth
+     ${PROJECT_SOURCE_DIR}/tests/docs/*.sloth)
+foreach(file ${WORKFLOW_FILES})
+  get_filename_component(name ${file} NAME_WE)
+  get_filename_component(dir ${file} DIRECTORY)
+  get_filename_component(group ${dir} NAME)
+  add_test(NAME ${group}.${name}
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/run_workflow_file.sh $<TARGET_FILE:sloth-runner> ${file})
+endforeach()
