@@ -9,3 +9,12 @@ foreach(file ${WORKFLOW_FILES})
   add_test(NAME ${group}.${name}
            COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/run_workflow_file.sh $<TARGET_FILE:sloth-runner> ${file})
 endforeach()
+
+# Each documentation page's `-- example:` blocks run as a test (run_doc_examples.py).
+file(GLOB_RECURSE DOC_PAGES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/docs/*.md)
+foreach(page ${DOC_PAGES})
+  file(RELATIVE_PATH rel ${PROJECT_SOURCE_DIR}/docs ${page})
+  string(REGEX REPLACE "[/.]" "_" name ${rel})
+  add_test(NAME docs.${name}
+           COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/run_doc_examples.py $<TARGET_FILE:sloth-runner> ${page})
+endforeach()

@@ -53,8 +53,7 @@ std::vector<size_t> Pick(const std::vector<LoadedWorkflow>& all, const std::stri
 
 // Waits (briefly) for every child to be reaped, so no orphan outlives the run.
 void ReapChildren(Runtime& rt) {
-  rt.processes().KillAll();
-  for (int i = 0; i < 200 && rt.processes().running() > 0; ++i) rt.loop().RunOnce();
+  rt.KillProcesses();
   while (waitpid(-1, nullptr, WNOHANG) > 0) {
   }
 }

@@ -208,6 +208,10 @@ Status Runtime::RunFile(const std::string& path) {
   std::string code = buffer.str();
   if (!code.empty() && code[0] == LUA_SIGNATURE[0])
     return Status::Error(path + ": precompiled Lua bytecode is not accepted; give the source");
+  lua_getglobal(L_, "__sloth_add_search_dir");
+  std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
+  lua_pushstring(L_, dir.empty() ? "/" : dir.c_str());
+  lua_call(L_, 1, 0);
   load_deadline_ = Clock::now() + options_.load_timeout;
   lua_sethook(L_, Hook, LUA_MASKCOUNT, kHookInstructions);
   Status s = RunString(code, "@" + path);
@@ -249,6 +253,15 @@ void Runtime::Log(lua_State* L, LogLevel level, std::string_view text) {
   if (!log_) return;
   TaskContext* task = TaskOf(L);
   log_->Log(task ? task->name : std::string(), level, text);
+}
+
+void Runtime::KillProcesses() {
+  if (processes_.running() == 0) return;
+  processes_.KillAll();
+  Clock::time_point give_up = Clock::now() + std::chrono::seconds(5);
+  uint64_t tick = loop_.After(std::chrono::seconds(5), [] {});  // bounds the wait below
+  loop_.RunUntil([&] { return processes_.running() == 0 || Clock::now() >= give_up; });
+  loop_.Cancel(tick);
 }
 
 void Runtime::EnableStrictGlobals() {

@@ -104,6 +104,10 @@ class Runtime {
   bool CheckMode(lua_State* L) const;
   void Log(lua_State* L, LogLevel level, std::string_view text);
 
+  // Kills every child process still running and waits until they are reaped, so nothing
+  // started by a finished workflow outlives it (and no callback outlives its task).
+  void KillProcesses();
+
   // After loading: reading an undefined global raises an error naming it.
   void EnableStrictGlobals();
 

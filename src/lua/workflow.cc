@@ -558,6 +558,7 @@ WorkflowOutcome RunWorkflow(Runtime& rt, const LoadedWorkflow& workflow, const P
   scheduler.Start();
   rt.loop().RunUntil([&] { return scheduler.done(); });
   started(nullptr);
+  rt.KillProcesses();  // commands abandoned by a timeout or cancellation
   WorkflowOutcome outcome;
   outcome.result = scheduler.result();
   if (!scheduler.done()) {
