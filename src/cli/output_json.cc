@@ -47,8 +47,9 @@ class JsonRenderer : public Renderer {
     j["stack"] = {{"id", StackId(info.stack)}, {"name", info.stack}};
     if (!o.result.error.empty()) j["error"] = o.result.error;
     nlohmann::ordered_json tasks = nlohmann::ordered_json::object();
-    for (size_t i : plan.order())
-      if (plan.selected(i)) tasks[plan.task(i).name] = TaskJson(o.result.tasks[i]);
+    auto* fields = tasks.get_ptr<nlohmann::ordered_json::object_t*>();
+    for (size_t i : plan.order())  // names are unique: append, no lookup (keeps this linear)
+      if (plan.selected(i)) fields->emplace_back(plan.task(i).name, TaskJson(o.result.tasks[i]));
     j["tasks"] = tasks;
     j["outputs"] = nlohmann::ordered_json::parse(o.outputs_json, nullptr, false);
     if (j["outputs"].is_discarded()) j["outputs"] = nlohmann::ordered_json::object();

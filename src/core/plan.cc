@@ -95,13 +95,27 @@ Result<Plan> Plan::Build(const WorkflowSpec& workflow) {
       if (--missing[d] == 0) ready.insert(d);
   }
   if (plan.order_.size() != tasks.size()) return Status::Error(DescribeCycle(plan, ordered));
+  plan.index_.insert(index.begin(), index.end());
   return plan;
 }
 
 int Plan::Find(const std::string& name) const {
-  for (size_t i = 0; i < size(); ++i)
-    if (task(i).name == name) return static_cast<int>(i);
-  return -1;
+  auto it = index_.find(name);
+  return it == index_.end() ? -1 : static_cast<int>(it->second);
+}
+
+bool Plan::DependsOn(size_t task, size_t ancestor) const {
+  std::vector<bool> seen(size(), false);
+  std::vector<size_t> stack(deps_[task].begin(), deps_[task].end());
+  while (!stack.empty()) {
+    size_t d = stack.back();
+    stack.pop_back();
+    if (d == ancestor) return true;
+    if (seen[d]) continue;
+    seen[d] = true;
+    stack.insert(stack.end(), deps_[d].begin(), deps_[d].end());
+  }
+  return false;
 }
 
 std::vector<size_t> Plan::Ancestors(size_t i) const {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "base/status.h"
@@ -28,6 +29,8 @@ class Plan {
   // Tasks in an order that puts dependencies first and otherwise keeps definition order.
   const std::vector<size_t>& order() const { return order_; }
   int Find(const std::string& name) const;
+  // True when `ancestor` is a dependency of `task`, directly or transitively.
+  bool DependsOn(size_t task, size_t ancestor) const;
 
  private:
   WorkflowSpec workflow_;
@@ -35,6 +38,7 @@ class Plan {
   std::vector<std::vector<size_t>> dependents_;
   std::vector<size_t> order_;
   std::vector<bool> selected_;
+  std::unordered_map<std::string, size_t> index_;
 };
 
 }  // namespace sloth

@@ -21,13 +21,22 @@ Scheduler::Scheduler(const Plan& plan, SchedulerOptions options, Executor& execu
       state_(plan.size()) {
   result_.tasks.resize(plan.size());
   satisfied_.assign(plan.size(), false);
+  rank_.resize(plan.size());
+  for (size_t r = 0; r < plan.order().size(); ++r) rank_[plan.order()[r]] = r;
+  unsettled_deps_.resize(plan.size());
+  for (size_t i = 0; i < plan.size(); ++i) {
+    unsettled_deps_[i] = plan.deps(i).size();
+    has_async_ = has_async_ || plan.task(i).async;
+  }
   if (options_.max_parallel < 1) options_.max_parallel = 1;
 }
 
 void Scheduler::Start() {
   started_ = timers_.Now();
-  for (size_t i = 0; i < plan_.size(); ++i)
+  for (size_t i = 0; i < plan_.size(); ++i) {
     if (!plan_.selected(i)) result_.tasks[i].status = TaskStatus::kNotRun;
+    else if (unsettled_deps_[i] == 0) candidates_.insert(rank_[i]);
+  }
   if (options_.run_timeout) {
     std::string reason = "workflow timed out after " + FormatHuman(*options_.run_timeout);
     run_timer_ = timers_.After(*options_.run_timeout, [this, reason] {
@@ -92,17 +101,25 @@ void Scheduler::Pump() {
   pumping_ = true;
   do {
     repump_ = false;
-    for (size_t i : plan_.order()) {
-      if (result_.tasks[i].status != TaskStatus::kPending) continue;
+    bool full = false;
+    for (auto it = candidates_.begin(); it != candidates_.end() && !repump_;) {
+      size_t i = plan_.order()[*it];
       std::string reason;
       if (DependencyBlocked(i, &reason)) {
+        it = candidates_.erase(it);
         TaskResult r;
         r.status = TaskStatus::kSkipped;
         r.message = reason;
         Settle(i, std::move(r));
-        repump_ = true;
-      } else if (!stopping_ && CanStart(i)) {
+      } else if (stopping_ || (full && !plan_.task(i).async)) {
+        ++it;
+      } else if (CanStart(i)) {
+        it = candidates_.erase(it);
         StartTask(i);
+      } else {
+        full = true;  // no capacity: only async tasks may still start
+        if (!has_async_) break;
+        ++it;
       }
     }
   } while (repump_);
@@ -112,6 +129,7 @@ void Scheduler::Pump() {
 
 void Scheduler::StartTask(size_t i) {
   result_.tasks[i].status = TaskStatus::kRunning;
+  ++active_;
   state_[i].started = timers_.Now();
   if (!plan_.task(i).async) ++running_counted_;
   progress_.TaskStarted(i);
@@ -188,18 +206,22 @@ void Scheduler::Finish(size_t i, TaskResult r) {
 void Scheduler::Settle(size_t i, TaskResult r) {
   satisfied_[i] = r.status == TaskStatus::kSuccess || r.status == TaskStatus::kUnchanged ||
                   (r.status == TaskStatus::kSkipped && state_[i].attempt > 0);
+  if (result_.tasks[i].status == TaskStatus::kRunning) --active_;
   result_.tasks[i] = std::move(r);
+  // A dependent becomes a candidate when all its dependencies are final, or at once when this
+  // one leaves it blocked (it is then skipped without waiting for the others).
+  for (size_t d : plan_.dependents(i))
+    if ((--unsettled_deps_[d] == 0 || !satisfied_[i]) &&
+        result_.tasks[d].status == TaskStatus::kPending)
+      candidates_.insert(rank_[d]);
+  repump_ = true;
   progress_.TaskFinished(i, result_.tasks[i]);
   if (result_.tasks[i].status == TaskStatus::kFailed && options_.fail_fast) stopping_ = true;
 }
 
 void Scheduler::MaybeFinish() {
-  if (done_ || pumping_) return;
-  for (size_t i = 0; i < plan_.size(); ++i) {
-    TaskStatus st = result_.tasks[i].status;
-    if (st == TaskStatus::kRunning) return;
-    if (st == TaskStatus::kPending && !stopping_) return;  // still startable later
-  }
+  if (done_ || pumping_ || active_ > 0) return;
+  if (!stopping_ && !candidates_.empty()) return;  // still startable later
   // Whatever never started is NotRun (a stop left it behind).
   for (size_t i : plan_.order())
     if (result_.tasks[i].status == TaskStatus::kPending) {

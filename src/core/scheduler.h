@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,11 @@ class Scheduler {
   Progress& progress_;
   std::vector<TaskState> state_;
   std::vector<bool> satisfied_;  // final and good enough for dependents
+  std::vector<size_t> rank_;     // position of each task in the plan's order
+  std::vector<size_t> unsettled_deps_;  // dependencies not final yet
+  std::set<size_t> candidates_;  // ranks of pending tasks whose dependencies are all final
+  size_t active_ = 0;            // tasks in kRunning (attempts, retry waits, hooks)
+  bool has_async_ = false;
   RunResult result_;
   Clock::time_point started_;
   uint64_t run_timer_ = 0;

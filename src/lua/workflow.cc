@@ -199,10 +199,27 @@ std::string ErrorWithTraceback(lua_State* co) {
   return msg;
 }
 
+// What lazy `deps` tables read. The executor clears `plan` when the run ends, so a deps table
+// kept past its run reads as empty instead of touching freed memory.
+struct DepsView {
+  const Plan* plan = nullptr;
+  std::vector<int> output_refs;
+};
+int DepsIndex(lua_State* L);
+int DepsPairs(lua_State* L);
+
 class LuaExecutor : public Executor {
  public:
   LuaExecutor(Runtime& rt, const LoadedWorkflow& wf, const Plan& plan, const RunInfo& info)
-      : rt_(rt), L_(rt.state()), wf_(wf), plan_(plan), info_(info), slots_(plan.size()) {
+      : rt_(rt),
+        L_(rt.state()),
+        wf_(wf),
+        plan_(plan),
+        info_(info),
+        slots_(plan.size()),
+        deps_view_(std::make_shared<DepsView>()) {
+    deps_view_->plan = &plan;
+    deps_view_->output_refs.assign(plan.size(), LUA_NOREF);
     lua_rawgeti(L_, LUA_REGISTRYINDEX, wf.ref);  // wf
     lua_getfield(L_, -1, "tasks");               // wf tasks
     for (size_t i = 0; i < plan.size(); ++i) {
@@ -213,10 +230,10 @@ class LuaExecutor : public Executor {
   }
 
   ~LuaExecutor() override {
-    for (Slot& s : slots_) {
-      luaL_unref(L_, LUA_REGISTRYINDEX, s.def_ref);
-      luaL_unref(L_, LUA_REGISTRYINDEX, s.output_ref);
-    }
+    for (Slot& s : slots_) luaL_unref(L_, LUA_REGISTRYINDEX, s.def_ref);
+    for (int ref : deps_view_->output_refs) luaL_unref(L_, LUA_REGISTRYINDEX, ref);
+    deps_view_->plan = nullptr;
+    deps_view_->output_refs.clear();
   }
 
   void StartAttempt(size_t i, int attempt, std::function<void(AttemptResult)> done) override;
@@ -229,7 +246,6 @@ class LuaExecutor : public Executor {
   struct Slot {
     TaskContext ctx;
     int def_ref = LUA_NOREF;
-    int output_ref = LUA_NOREF;
   };
 
   void PushDef(size_t i) { lua_rawgeti(L_, LUA_REGISTRYINDEX, slots_[i].def_ref); }
@@ -253,6 +269,7 @@ class LuaExecutor : public Executor {
   const Plan& plan_;
   const RunInfo& info_;
   std::vector<Slot> slots_;
+  std::shared_ptr<DepsView> deps_view_;  // also holds each task's output (registry refs)
 };
 
 void LuaExecutor::PushParams(size_t i) {
@@ -292,13 +309,64 @@ void LuaExecutor::PushThis(size_t i) {
   lua_call(L_, 2, 1);                               // this
 }
 
+// `deps` is a lazy view: deps.<name> looks the task up when it is read (and caches it), so a
+// long chain of tasks costs nothing per ancestor it does not use.
 void LuaExecutor::PushDeps(size_t i) {
-  lua_newtable(L_);
-  for (size_t d : plan_.Ancestors(i)) {
-    if (slots_[d].output_ref == LUA_NOREF) lua_newtable(L_);
-    else lua_rawgeti(L_, LUA_REGISTRYINDEX, slots_[d].output_ref);
-    lua_setfield(L_, -2, plan_.task(d).name.c_str());
+  lua_newtable(L_);                                 // deps
+  lua_createtable(L_, 0, 2);                        // deps meta
+  auto* view = static_cast<std::shared_ptr<DepsView>*>(
+      lua_newuserdatauv(L_, sizeof(std::shared_ptr<DepsView>), 0));
+  new (view) std::shared_ptr<DepsView>(deps_view_);
+  lua_createtable(L_, 0, 1);
+  lua_pushcfunction(L_, [](lua_State* L) {
+    static_cast<std::shared_ptr<DepsView>*>(lua_touserdata(L, 1))->~shared_ptr();
+    return 0;
+  });
+  lua_setfield(L_, -2, "__gc");
+  lua_setmetatable(L_, -2);                         // deps meta view
+  lua_pushinteger(L_, static_cast<lua_Integer>(i));
+  lua_pushvalue(L_, -2);
+  lua_pushvalue(L_, -2);                            // deps meta view i view i
+  lua_pushcclosure(L_, DepsIndex, 2);
+  lua_setfield(L_, -4, "__index");                  // deps meta view i
+  lua_pushcclosure(L_, DepsPairs, 2);
+  lua_setfield(L_, -2, "__pairs");                  // deps meta
+  lua_setmetatable(L_, -2);                         // deps
+}
+
+// Pushes the output of `d` (an empty table before it produced one).
+void PushOutput(lua_State* L, const DepsView& view, size_t d) {
+  int ref = view.output_refs[d];
+  if (ref == LUA_NOREF) lua_newtable(L);
+  else lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+}
+
+int DepsIndex(lua_State* L) {
+  auto& view = *static_cast<std::shared_ptr<DepsView>*>(lua_touserdata(L, lua_upvalueindex(1)));
+  auto i = static_cast<size_t>(lua_tointeger(L, lua_upvalueindex(2)));
+  if (!view->plan || lua_type(L, 2) != LUA_TSTRING) return 0;
+  int d = view->plan->Find(lua_tostring(L, 2));
+  if (d < 0 || !view->plan->DependsOn(i, static_cast<size_t>(d))) return 0;
+  PushOutput(L, *view, static_cast<size_t>(d));
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, 1);  // cache it
+  return 1;
+}
+
+int DepsPairs(lua_State* L) {
+  auto& view = *static_cast<std::shared_ptr<DepsView>*>(lua_touserdata(L, lua_upvalueindex(1)));
+  auto i = static_cast<size_t>(lua_tointeger(L, lua_upvalueindex(2)));
+  if (view->plan) {
+    for (size_t d : view->plan->Ancestors(i)) {
+      PushOutput(L, *view, d);
+      lua_setfield(L, 1, view->plan->task(d).name.c_str());
+    }
   }
+  lua_getglobal(L, "next");
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
 }
 
 Status LuaExecutor::PrepareWorkdir(size_t i, int attempt) {
@@ -396,9 +464,9 @@ AttemptResult LuaExecutor::Collect(size_t i, lua_State* co, int status) {
               : kind == "skipped" ? AttemptResult::Outcome::kSkipped
                                   : AttemptResult::Outcome::kFailed;
   if (lua_isstring(co, 2)) r.message = lua_tostring(co, 2);
-  Slot& slot = slots_[i];
-  luaL_unref(L_, LUA_REGISTRYINDEX, slot.output_ref);
-  slot.output_ref = LUA_NOREF;
+  int& output_ref = deps_view_->output_refs[i];
+  luaL_unref(L_, LUA_REGISTRYINDEX, output_ref);
+  output_ref = LUA_NOREF;
   if (lua_type(co, 3) == LUA_TTABLE) {
     lua_getfield(co, 3, "changed");
     r.changed = !(lua_isboolean(co, -1) && !lua_toboolean(co, -1));
@@ -406,7 +474,7 @@ AttemptResult LuaExecutor::Collect(size_t i, lua_State* co, int status) {
     r.output_json = ToJsonText(co, 3);
     lua_pushvalue(co, 3);
     lua_xmove(co, L_, 1);
-    slot.output_ref = luaL_ref(L_, LUA_REGISTRYINDEX);
+    output_ref = luaL_ref(L_, LUA_REGISTRYINDEX);
   }
   return r;
 }
@@ -467,8 +535,8 @@ void LuaExecutor::RunNextHook(size_t i, std::shared_ptr<HookChain> chain) {
   lua_remove(L_, -2);                             // bind_call fn
   PushThis(i);
   lua_getfield(L_, -1, "params");                 // bind_call fn this params
-  if (chain->ok && slots_[i].output_ref != LUA_NOREF)
-    lua_rawgeti(L_, LUA_REGISTRYINDEX, slots_[i].output_ref);
+  if (chain->ok && deps_view_->output_refs[i] != LUA_NOREF)
+    lua_rawgeti(L_, LUA_REGISTRYINDEX, deps_view_->output_refs[i]);
   else if (chain->ok) lua_newtable(L_);
   else lua_pushstring(L_, chain->error.c_str());
   rt_.Spawn(4, &slots_[i].ctx, [this, i, hook, chain](lua_State* co, int status) {
