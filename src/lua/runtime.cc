@@ -64,6 +64,9 @@ Runtime::Runtime(Loop& loop, RuntimeOptions options, LogSink* log)
     : loop_(loop), options_(std::move(options)), log_(log), processes_(loop), pool_(loop, 8) {
   L_ = lua_newstate(LuaAlloc, this);
   *static_cast<Runtime**>(lua_getextraspace(L_)) = this;  // copied into every new thread
+  // Generational GC: a run keeps a large, long-lived set of definitions and makes many
+  // short-lived tables per task; incremental mode would re-traverse the long-lived set.
+  lua_gc(L_, LUA_GCGEN, 0, 0);
   OpenLibraries();
 }
 
