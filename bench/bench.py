@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmarks: sloth-runner against make, ninja and ansible on this machine.
+
+    bench/bench.py [--binary build/sloth-runner] [--runs N] [--quick]
+
+Every row is measured in this run, on this machine, so the ratios mean something even on a noisy
+shared machine. Prints a table of medians and ratios. Targets (docs/benchmarks.md, quality.md):
+hello world < 20 ms and >= 50x faster than ansible-playbook; 1,000 `true` commands 2 at a time
+within 1.5x of ninja -j2; < 20 us of scheduling overhead per no-op task in a 10,000-task DAG.
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+def median_time(cmd, runs, cwd, env=None, warmup=1):
+    for _ in range(warmup):
+        subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        r = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        times.append(time.perf_counter() - start)
+        if r.returncode != 0:
+            raise SystemExit(f"benchmark command failed: {' '.join(cmd)}\n{r.stderr.decode()[-2000:]}")
+    return statistics.median(times)
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+HELLO_SLOTH = """
+local hello = task("hello"):command(function() log.info("hello world") end):build()
+workflow.define("hello", { tasks = { hello } })
+"""
+
+HELLO_PLAYBOOK = """
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - debug: msg="hello world"
+"""
+
+def commands_sloth(n):
+    return ("local tasks = {}\nfor i = 1, %d do tasks[i] = { name = 't' .. i, command = 'true' } end\n"
+            "workflow.define('many', { tasks = tasks, config = { max_parallel_tasks = 2 } })\n" % n)
+
+def commands_ninja(n):
+    lines = ["rule t", "  command = true"]
+    lines += [f"build out{i}: t" for i in range(n)]
+    return "\n".join(lines) + "\n"
+
+def commands_make(n):
+    targets = " ".join(f"t{i}" for i in range(n))
+    return f".PHONY: all {targets}\nall: {targets}\n" + "".join(f"t{i}:\n\t@true\n" for i in range(n))
+
+def commands_playbook(n):
+    return ("- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n" +
+            "".join("    - command: 'true'\n" for _ in range(n)))
+
+def noop_dag(n):
+    # A layered DAG: each task depends on up to two tasks of the previous layer.
+    return ("local tasks = {}\nfor i = 1, %d do\n"
+            "  local deps = {}\n  if i > 100 then deps = { 't' .. (i - 100), 't' .. (i - 99) } end\n"
+            "  tasks[i] = { name = 't' .. i, command = function() end, depends_on = deps }\n"
+            "end\nworkflow.define('dag', { tasks = tasks, config = { max_parallel_tasks = 4 } })\n" % n)
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", default="build/sloth-runner")
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="fewer runs, smaller ansible sample")
+    args = parser.parse_args()
+    sloth = os.path.abspath(args.binary)
+    runs = 3 if args.quick else args.runs
+    tmp = tempfile.mkdtemp(prefix="sloth-bench.")
+    env = dict(os.environ, SLOTH_RUNNER_HOME=os.path.join(tmp, "home"), NO_COLOR="1",
+               ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False")
+    rows = []
+    try:
+        # 1. Hello world.
+        write(f"{tmp}/hello.sloth", HELLO_SLOTH)
+        write(f"{tmp}/hello.yml", HELLO_PLAYBOOK)
+        t_sloth = median_time([sloth, "run", "-f", "hello.sloth"], runs * 3, tmp, env)
+        rows.append(("hello world: sloth-runner run", t_sloth, None))
+        if shutil.which("ansible-playbook"):
+            t_ans = median_time(["ansible-playbook", "-i", "localhost,", "hello.yml"], max(3, runs // 2), tmp, env)
+            rows.append(("hello world: ansible-playbook", t_ans, t_ans / t_sloth))
+        # 2. 1,000 `true` commands, 2 at a time.
+        n = 1000
+        write(f"{tmp}/many.sloth", commands_sloth(n))
+        write(f"{tmp}/build.ninja", commands_ninja(n))
+        write(f"{tmp}/Makefile", commands_make(n))
+        t_many = median_time([sloth, "run", "-f", "many.sloth"], runs, tmp, env)
+        rows.append((f"{n} x true, 2 parallel: sloth-runner", t_many, None))
+        if shutil.which("ninja"):
+            t_ninja = median_time(["ninja", "-j2", "-f", "build.ninja"], runs, tmp, env)
+            rows.append((f"{n} x true, 2 parallel: ninja -j2", t_ninja, t_ninja / t_many))
+        if shutil.which("make"):
+            t_make = median_time(["make", "-j2", "-s"], runs, tmp, env)
+            rows.append((f"{n} x true, 2 parallel: make -j2", t_make, t_make / t_many))
+        if shutil.which("ansible-playbook"):
+            sample = 20 if args.quick else 50
+            write(f"{tmp}/many.yml", commands_playbook(sample))
+            t_a = median_time(["ansible-playbook", "-i", "localhost,", "-f", "2", "many.yml"], 1, tmp, env, warmup=0)
+            t_scaled = t_a * n / sample
+            rows.append((f"{n} x true: ansible ({sample} run, scaled)", t_scaled, t_scaled / t_many))
+        # 3. 10,000-task no-op DAG: run time minus load time, per task.
+        n = 10000
+        write(f"{tmp}/dag.sloth", noop_dag(n))
+        t_load = median_time([sloth, "validate", "-f", "dag.sloth"], runs, tmp, env)
+        t_run = median_time([sloth, "run", "-f", "dag.sloth"], runs, tmp, env)
+        rows.append((f"{n}-task no-op DAG: load only", t_load, None))
+        rows.append((f"{n}-task no-op DAG: load + run", t_run, None))
+        per_task_us = (t_run - t_load) / n * 1e6
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"{'benchmark':48} {'median':>10}  {'peer / sloth':>12}")
+    for name, t, ratio in rows:
+        r = f"{ratio:11.1f}x" if ratio is not None else ""
+        print(f"{name:48} {t * 1000:8.1f}ms  {r:>12}")
+    print(f"{'scheduling overhead per no-op task':48} {per_task_us:8.1f}us")
+    print(f"\nmachine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+    return 0
+
+if __name__ == "__main__":
+    sys.exit(main())
