@@ -1,4 +1,5 @@
 // `run` / `workflow run`: load the file, pick the workflows, run them, render the result.
+#include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include "cli/data_dir.h"
 #include "cli/load.h"
 #include "cli/output.h"
+#include "cli/terminal_gate.h"
 #include "data/values.h"
 #include "lua/lua_util.h"
 
@@ -66,6 +68,11 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
   if (options.parallel && *options.parallel < 1) return Fail(kExitBadInput, "--parallel must be at least 1");
   auto values = LoadValues(options.values_files, options.sets);
   if (!values.ok()) return Fail(kExitBadInput, values.error());
+  int tty = -1;
+  if (options.interactive) {
+    tty = open("/dev/tty", O_RDWR | O_CLOEXEC);
+    if (tty < 0 || !isatty(tty)) return Fail(kExitBadInput, "--interactive needs a terminal");
+  }
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   FILE* json_out = options.output == "json" ? DivertStdout() : stdout;
   auto renderer = MakeRenderer(options.output, global.debug, json_out);
@@ -89,9 +96,17 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
 
   Scheduler* current = nullptr;
   bool interrupted = false;
+  std::unique_ptr<TerminalGate> gate;
+  if (tty >= 0) {
+    gate = std::make_unique<TerminalGate>(loop, tty, [&] {
+      interrupted = true;
+      if (current) current->Cancel("aborted at the prompt");
+    });
+  }
   auto on_signal = [&] {
     interrupted = true;
     if (current) current->Cancel("interrupted");
+    if (gate) gate->Release();
   };
   loop.OnSignal(SIGINT, on_signal);
   loop.OnSignal(SIGTERM, on_signal);
@@ -107,6 +122,8 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
     info.run_id = chosen.size() > 1 ? NewUuid() : summary.run_id;
     info.artifacts_dir = data_dir + "/artifacts/" + info.stack + "/" + info.run_id;
     info.max_parallel = options.parallel;
+    info.gate = gate.get();
+    if (gate) gate->SetPlan(&plans[i]);
     renderer->WorkflowStarted(plans[i], info);
     WorkflowOutcome outcome =
         RunWorkflow(rt, workflows[i], plans[i], info, *renderer, [&](Scheduler* s) { current = s; });
@@ -119,6 +136,8 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
   if (interrupted) summary.status = RunStatus::kCancelled;
   summary.duration = Clock::now() - start;
   ReapChildren(rt);
+  gate.reset();
+  if (tty >= 0) close(tty);
   renderer->RunFinished(summary);
   if (summary.status == RunStatus::kCancelled) return kExitInterrupted;
   return summary.status == RunStatus::kSuccess ? kExitOk : kExitFailed;

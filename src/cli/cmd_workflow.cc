@@ -11,19 +11,6 @@ namespace fs = std::filesystem;
 namespace sloth {
 namespace {
 
-// Loads a file in a fresh runtime (no task runs; top-level code does).
-template <typename Fn>
-int WithFile(const std::string& path, Fn&& fn) {
-  Loop loop;
-  RuntimeOptions options;
-  options.start_dir = fs::current_path().string();
-  Runtime rt(loop, options, nullptr);
-  SetValues(rt, nlohmann::json::object());
-  auto loaded = LoadFile(rt, path);
-  if (!loaded.ok()) return Fail(kExitBadInput, loaded.error());
-  return fn(*loaded);
-}
-
 std::vector<std::string> SlothFilesHere() {
   std::vector<std::string> files;
   for (const auto& entry : fs::directory_iterator(fs::current_path()))
@@ -49,7 +36,7 @@ int CmdWorkflowList(const GlobalOptions&, const FileOptions& options) {
   if (files.empty()) return Fail(kExitBadInput, "no -f FILE given and no *.sloth file in this directory");
   nlohmann::ordered_json all = nlohmann::ordered_json::array();
   for (const std::string& file : files) {
-    int rc = WithFile(file, [&](LoadedFile& loaded) {
+    int rc = WithLoadedFile(file, [&](LoadedFile& loaded) {
       for (size_t i = 0; i < loaded.workflows.size(); ++i) {
         const auto& wf = loaded.workflows[i];
         if (options.format == "json") {
@@ -76,7 +63,7 @@ int CmdWorkflowList(const GlobalOptions&, const FileOptions& options) {
 }
 
 int CmdValidate(const GlobalOptions&, const FileOptions& options) {
-  return WithFile(options.file, [&](LoadedFile& loaded) {
+  return WithLoadedFile(options.file, [&](LoadedFile& loaded) {
     size_t tasks = 0;
     for (const Plan& p : loaded.plans) tasks += p.size();
     std::cout << options.file << ": ok (" << loaded.workflows.size() << " workflow"

@@ -28,6 +28,7 @@ struct RunOptions {
   std::string output = "basic";
   std::optional<int> parallel;
   bool check = false;
+  bool interactive = false;  // ask before each task (needs a terminal)
   bool yes = false;  // never prompt: nothing prompts unless asked, so this only documents intent
 };
 
@@ -40,6 +41,48 @@ struct FileOptions {
 
 int CmdWorkflowList(const GlobalOptions& global, const FileOptions& options);
 int CmdValidate(const GlobalOptions& global, const FileOptions& options);
+
+struct PreviewOptions {
+  std::string file;
+  std::string name;             // only this workflow; empty: every workflow in the file
+  std::string format = "tree";  // tree, json, dot or mermaid
+};
+
+int CmdWorkflowPreview(const GlobalOptions& global, const PreviewOptions& options);
+
+struct InitOptions {
+  std::string name;  // project and workflow name
+  std::string template_name = "basic";
+  std::string dir;  // empty: ./NAME
+};
+
+int CmdWorkflowInit(const GlobalOptions& global, const InitOptions& options);
+// `format`: table or json.
+int CmdWorkflowListTemplates(const GlobalOptions& global, const std::string& format);
+
+struct ModulesOptions {
+  std::string module;  // empty: every module
+  std::string format = "table";
+};
+
+int CmdModulesList(const GlobalOptions& global, const ModulesOptions& options);
+
+// The command tree as plain data (main.cc fills it from the parser), for `completion`.
+struct OptionInfo {
+  std::vector<std::string> names;  // "-f", "--file"; empty for a positional argument
+  std::string value;               // "" for a flag; else "FILE", "DIR", "a|b|c" (choices) or a type
+  std::string description;
+};
+
+struct CommandInfo {
+  std::string name;
+  std::string description;
+  std::vector<OptionInfo> options;  // including the inherited global options
+  std::vector<OptionInfo> positionals;
+  std::vector<CommandInfo> subcommands;
+};
+
+int CmdCompletion(const CommandInfo& root, const std::string& shell);
 
 // Prints "error: <message>" to stderr and returns `code`.
 int Fail(int code, const std::string& message);

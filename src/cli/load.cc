@@ -3,10 +3,12 @@
 
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include <lua.hpp>
 
+#include "cli/commands.h"
 #include "lua/lua_util.h"
 
 namespace sloth {
@@ -26,6 +28,17 @@ Result<LoadedFile> LoadFile(Runtime& rt, const std::string& path) {
   }
   out.workflows = std::move(*workflows);
   return out;
+}
+
+int WithLoadedFile(const std::string& path, const std::function<int(LoadedFile&)>& fn) {
+  Loop loop;
+  RuntimeOptions options;
+  options.start_dir = std::filesystem::current_path().string();
+  Runtime rt(loop, options, nullptr);
+  SetValues(rt, nlohmann::json::object());
+  auto loaded = LoadFile(rt, path);
+  if (!loaded.ok()) return Fail(kExitBadInput, loaded.error());
+  return fn(*loaded);
 }
 
 void SetValues(Runtime& rt, const nlohmann::json& values) {

@@ -1,6 +1,7 @@
 // Loading a workflow file for any command: run it, collect workflows, build and check plans.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
@@ -17,6 +18,10 @@ struct LoadedFile {
 
 // Errors are ready to print: "FILE:LINE: message" or "FILE: message".
 Result<LoadedFile> LoadFile(Runtime& rt, const std::string& path);
+
+// Loads `path` in a fresh runtime with empty values (its top-level code runs, no task does) and
+// returns fn(loaded); when the file does not load, prints the error and returns 2.
+int WithLoadedFile(const std::string& path, const std::function<int(LoadedFile&)>& fn);
 
 // Sets the `values` / `Values` globals.
 void SetValues(Runtime& rt, const nlohmann::json& values);

@@ -6,6 +6,7 @@
 
 #include "base/strings.h"
 #include "cli/commands.h"
+#include "cli/templates.h"
 #include "exec/loop.h"
 
 namespace sloth {
@@ -15,14 +16,57 @@ constexpr char kVersion[] = "0.1.0";
 
 void AddRunFlags(CLI::App* cmd, RunOptions& o) {
   cmd->add_option("name", o.name, "Workflow to run (also the stack name)");
-  cmd->add_option("-f,--file", o.file, "Workflow file (.sloth)")->required();
-  cmd->add_option("-v,--values", o.values_files, "Values file (YAML); repeatable, later wins");
+  cmd->add_option("-f,--file", o.file, "Workflow file (.sloth)")->required()->type_name("FILE");
+  cmd->add_option("-v,--values", o.values_files, "Values file (YAML); repeatable, later wins")
+      ->type_name("FILE");
   cmd->add_option("--set", o.sets, "Override a value: key.path=value (typed as YAML); repeatable");
   cmd->add_option("--task", o.tasks, "Run only this task and what it depends on; repeatable");
-  cmd->add_option("-o,--output", o.output, "Output: basic, enhanced or json");
+  cmd->add_option("-o,--output", o.output, "Output: basic, enhanced or json")
+      ->type_name("basic|enhanced|json");
   cmd->add_option("--parallel", o.parallel, "Run up to N independent tasks at once");
   cmd->add_flag("--check,--dry-run", o.check, "Change nothing; report what would change");
+  cmd->add_flag("--interactive", o.interactive, "Ask before each task: run, skip, abort, continue");
   cmd->add_flag("--yes", o.yes, "Never prompt (there is no prompt by default)");
+}
+
+// Describes the parser's command tree as plain data for `completion`. With fallthrough, a
+// command also accepts the options of the commands above it.
+OptionInfo DescribeOption(const CLI::Option& opt) {
+  OptionInfo info;
+  for (const std::string& s : opt.get_snames()) info.names.push_back("-" + s);
+  for (const std::string& l : opt.get_lnames()) info.names.push_back("--" + l);
+  if (opt.get_type_size_max() > 0) info.value = opt.get_type_name();
+  info.description = opt.get_description();
+  return info;
+}
+
+bool Declares(const std::vector<OptionInfo>& options, const OptionInfo& other) {
+  for (const OptionInfo& o : options)
+    for (const std::string& name : o.names)
+      if (std::find(other.names.begin(), other.names.end(), name) != other.names.end()) return true;
+  return false;
+}
+
+CommandInfo DescribeCommand(const CLI::App& app, const std::vector<OptionInfo>& inherited) {
+  CommandInfo info;
+  info.name = app.get_name();
+  info.description = app.get_description();
+  for (const CLI::Option* opt : app.get_options()) {
+    OptionInfo o = DescribeOption(*opt);
+    (o.names.empty() ? info.positionals : info.options).push_back(std::move(o));
+  }
+  for (const OptionInfo& o : inherited)
+    if (!Declares(info.options, o)) info.options.push_back(o);
+  std::vector<OptionInfo> passed = app.get_fallthrough() ? info.options : std::vector<OptionInfo>{};
+  for (const CLI::App* sub : app.get_subcommands({}))
+    info.subcommands.push_back(DescribeCommand(*sub, passed));
+  return info;
+}
+
+std::string TemplateChoices() {
+  std::vector<std::string> names;
+  for (const ProjectTemplate& t : ProjectTemplates()) names.push_back(t.name);
+  return Join(names, "|");
 }
 
 }  // namespace
@@ -31,9 +75,12 @@ int Main(int argc, char** argv) {
   Loop::BlockSignals();
   CLI::App app{"sloth-runner: task orchestration and infrastructure automation in Lua"};
   app.require_subcommand(1);
+  app.fallthrough();  // global options work after the subcommand too: `state list --data-dir D`
   app.set_version_flag("--version", std::string("sloth-runner version ") + kVersion);
   GlobalOptions global;
-  app.add_option("--data-dir", global.data_dir, "Data directory (default $SLOTH_RUNNER_HOME or ~/.sloth-runner)");
+  app.add_option("--data-dir", global.data_dir,
+                 "Data directory (default $SLOTH_RUNNER_HOME or ~/.sloth-runner)")
+      ->type_name("DIR");
   app.add_flag("--debug", global.debug, "Show debug logging");
   int rc = kExitOk;
 
@@ -50,20 +97,66 @@ int Main(int argc, char** argv) {
   wf_run_cmd->callback([&] { rc = CmdRun(global, wf_run); });
   FileOptions list;
   auto* wf_list = wf->add_subcommand("list", "List the workflows and tasks of a file");
-  wf_list->add_option("-f,--file", list.file, "Workflow file (default: *.sloth here)");
-  wf_list->add_option("-o,--output", list.format, "table or json");
+  wf_list->add_option("-f,--file", list.file, "Workflow file (default: *.sloth here)")
+      ->type_name("FILE");
+  wf_list->add_option("-o,--output", list.format, "table or json")->type_name("table|json");
   wf_list->callback([&] { rc = CmdWorkflowList(global, list); });
+  PreviewOptions preview;
+  auto* wf_preview =
+      wf->add_subcommand("preview", "Show the plan of workflows without running them");
+  wf_preview->add_option("name", preview.name, "Only this workflow");
+  wf_preview->add_option("-f,--file", preview.file, "Workflow file")->required()->type_name("FILE");
+  wf_preview->add_option("-o,--format", preview.format, "tree, json, dot (Graphviz) or mermaid")
+      ->type_name("tree|json|dot|mermaid");
+  wf_preview->callback([&] { rc = CmdWorkflowPreview(global, preview); });
+  InitOptions init;
+  auto* wf_init = wf->add_subcommand("init", "Write a starter project from a template");
+  wf_init->add_option("name", init.name, "Project name (also the workflow name)")->required();
+  wf_init->add_option("--template", init.template_name, "Template (see `workflow list-templates`)")
+      ->type_name(TemplateChoices());
+  wf_init->add_option("--dir", init.dir, "Where to write the project (default ./NAME)")
+      ->type_name("DIR");
+  wf_init->callback([&] { rc = CmdWorkflowInit(global, init); });
+  std::string templates_format = "table";
+  auto* wf_templates =
+      wf->add_subcommand("list-templates", "List the templates of `workflow init`");
+  wf_templates->add_option("-o,--output", templates_format, "table or json")
+      ->type_name("table|json");
+  wf_templates->callback([&] { rc = CmdWorkflowListTemplates(global, templates_format); });
 
   FileOptions legacy_list;
   auto* list_cmd = app.add_subcommand("list", "List workflows (same as `workflow list`)");
-  list_cmd->add_option("-f,--file", legacy_list.file, "Workflow file");
-  list_cmd->add_option("-o,--output", legacy_list.format, "table or json");
+  list_cmd->add_option("-f,--file", legacy_list.file, "Workflow file")->type_name("FILE");
+  list_cmd->add_option("-o,--output", legacy_list.format, "table or json")->type_name("table|json");
   list_cmd->callback([&] { rc = CmdWorkflowList(global, legacy_list); });
 
   FileOptions validate;
   auto* validate_cmd = app.add_subcommand("validate", "Check a workflow file without running it");
-  validate_cmd->add_option("-f,--file", validate.file, "Workflow file")->required();
+  validate_cmd->add_option("-f,--file", validate.file, "Workflow file")
+      ->required()
+      ->type_name("FILE");
   validate_cmd->callback([&] { rc = CmdValidate(global, validate); });
+
+  auto* modules = app.add_subcommand("modules", "Show the built-in Lua modules");
+  modules->require_subcommand(1);
+  ModulesOptions modules_list;
+  auto* modules_list_cmd = modules->add_subcommand("list", "List modules and their functions");
+  modules_list_cmd->add_option("-m,--module", modules_list.module, "Only this module")
+      ->type_name("MODULE");
+  modules_list_cmd->add_option("-o,--format", modules_list.format, "table or json")
+      ->type_name("table|json");
+  modules_list_cmd->callback([&] { rc = CmdModulesList(global, modules_list); });
+
+  std::string shell;
+  auto* completion = app.add_subcommand("completion", "Print a shell completion script");
+  completion->add_option("shell", shell, "bash, zsh or fish")
+      ->required()
+      ->type_name("bash|zsh|fish");
+  completion->callback([&] {
+    CommandInfo root = DescribeCommand(app, {});
+    root.name = "sloth-runner";
+    rc = CmdCompletion(root, shell);
+  });
 
   app.add_subcommand("version", "Print the version")->callback([&] {
     std::cout << "sloth-runner version " << kVersion << "\n";
@@ -80,7 +173,8 @@ int Main(int argc, char** argv) {
                                      "; run 'sloth-runner --help' for the list");
     }
   }
-  if (const char* log = std::getenv("SLOTH_LOG"); log && std::string(log) == "debug") global.debug = true;
+  if (const char* log = std::getenv("SLOTH_LOG"); log && std::string(log) == "debug")
+    global.debug = true;
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

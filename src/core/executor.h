@@ -31,6 +31,14 @@ class Timers {
   virtual double Random() = 0;  // uniform in [0, 1), for retry jitter
 };
 
+// Asks before a task starts (`run --interactive`). `answer` may be called later.
+enum class GateAnswer { kRun, kSkip };
+class Gate {
+ public:
+  virtual ~Gate() = default;
+  virtual void BeforeStart(size_t index, std::function<void(GateAnswer)> answer) = 0;
+};
+
 class Progress {
  public:
   virtual ~Progress() = default;

@@ -133,7 +133,21 @@ void Scheduler::StartTask(size_t i) {
   state_[i].started = timers_.Now();
   if (!plan_.task(i).async) ++running_counted_;
   progress_.TaskStarted(i);
-  StartAttempt(i);
+  if (!options_.gate) return StartAttempt(i);
+  options_.gate->BeforeStart(i, [this, i](GateAnswer answer) {
+    if (hard_stop_) {
+      TaskResult r = result_.tasks[i];
+      r.status = TaskStatus::kFailed;
+      r.error = result_.error.empty() ? "cancelled" : result_.error;
+      return Finish(i, std::move(r));
+    }
+    if (answer == GateAnswer::kRun) return StartAttempt(i);
+    state_[i].skipped_by_gate = true;
+    TaskResult r = result_.tasks[i];
+    r.status = TaskStatus::kSkipped;
+    r.message = "skipped at the prompt";
+    Finish(i, std::move(r));
+  });
 }
 
 void Scheduler::StartAttempt(size_t i) {
@@ -205,7 +219,8 @@ void Scheduler::Finish(size_t i, TaskResult r) {
 
 void Scheduler::Settle(size_t i, TaskResult r) {
   satisfied_[i] = r.status == TaskStatus::kSuccess || r.status == TaskStatus::kUnchanged ||
-                  (r.status == TaskStatus::kSkipped && state_[i].attempt > 0);
+                  (r.status == TaskStatus::kSkipped &&
+                   (state_[i].attempt > 0 || state_[i].skipped_by_gate));
   if (result_.tasks[i].status == TaskStatus::kRunning) --active_;
   result_.tasks[i] = std::move(r);
   // A dependent becomes a candidate when all its dependencies are final, or at once when this

@@ -18,6 +18,7 @@ struct SchedulerOptions {
   int max_parallel = 1;  // already resolved from config and --parallel
   bool fail_fast = true;
   std::optional<Duration> run_timeout;
+  Gate* gate = nullptr;  // asks before each task starts (--interactive)
 };
 
 class Scheduler {
@@ -50,6 +51,7 @@ class Scheduler {
     uint64_t retry_timer = 0;
     bool in_attempt = false;
     bool finishing = false;  // FinishTask hooks are running
+    bool skipped_by_gate = false;
     std::string cancel_reason;
   };
 

@@ -54,7 +54,13 @@ void Emit(YAML::Emitter& out, const nlohmann::json& v) {
     }
     case nlohmann::json::value_t::null: out << YAML::Null; return;
     case nlohmann::json::value_t::boolean: out << v.get<bool>(); return;
-    case nlohmann::json::value_t::number_float: out << v.get<double>(); return;
+    case nlohmann::json::value_t::number_float: {
+      // Keep a decimal point so that 1.0 reads back as a float, not an integer.
+      std::string text = nlohmann::json(v.get<double>()).dump();
+      if (text.find_first_of(".eEn") == std::string::npos) text += ".0";
+      out << text;
+      return;
+    }
     default: out << v.dump(); return;
   }
 }

@@ -53,8 +53,12 @@ lua_Integer SequenceLength(lua_State* L, int index) {
   return count == max ? count : -1;
 }
 
+constexpr size_t kMaxDepth = 512;
+
 nlohmann::json Convert(lua_State* L, int index, std::unordered_set<const void*>& seen) {
   index = lua_absindex(L, index);
+  if (seen.size() > kMaxDepth) luaL_error(L, "cannot convert a table nested deeper than %d levels", static_cast<int>(kMaxDepth));
+  luaL_checkstack(L, 4, "table nested too deeply");
   switch (lua_type(L, index)) {
     case LUA_TNIL: return nullptr;
     case LUA_TBOOLEAN: return lua_toboolean(L, index) != 0;
@@ -124,9 +128,12 @@ void PushJson(lua_State* L, const nlohmann::json& value) {
     case nlohmann::json::value_t::number_integer:
       lua_pushinteger(L, value.get<int64_t>());
       return;
-    case nlohmann::json::value_t::number_unsigned:
-      lua_pushinteger(L, static_cast<lua_Integer>(value.get<uint64_t>()));
+    case nlohmann::json::value_t::number_unsigned: {
+      uint64_t u = value.get<uint64_t>();
+      if (u > static_cast<uint64_t>(LUA_MAXINTEGER)) lua_pushnumber(L, static_cast<double>(u));
+      else lua_pushinteger(L, static_cast<lua_Integer>(u));
       return;
+    }
     case nlohmann::json::value_t::number_float: lua_pushnumber(L, value.get<double>()); return;
     case nlohmann::json::value_t::string: {
       const auto& s = value.get_ref<const std::string&>();
@@ -168,7 +175,10 @@ namespace {
 
 // Pushes t[field] and returns its type; raises if `index` is not a table.
 int GetOption(lua_State* L, int index, const char* field) {
-  if (lua_type(L, index) != LUA_TTABLE) return LUA_TNIL;
+  if (lua_type(L, index) != LUA_TTABLE) {
+    lua_pushnil(L);  // callers always pop one value
+    return LUA_TNIL;
+  }
   return lua_getfield(L, index, field);
 }
 

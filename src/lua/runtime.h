@@ -138,7 +138,9 @@ int Runtime::AwaitBlocking(lua_State* L, std::function<T()> work,
   return Await(L, [this, work = std::move(work), push = std::move(push)](Done done) {
     auto result = std::make_shared<T>();
     pool_.Submit([work, result] { *result = work(); },
-                 [done, push, result] { done([push, result](lua_State* L) { return push(L, *result); }); });
+                 [done, push, result] {
+                   done([push, result](lua_State* co) { return push(co, *result); });
+                 });
   });
 }
 

@@ -621,6 +621,7 @@ WorkflowOutcome RunWorkflow(Runtime& rt, const LoadedWorkflow& workflow, const P
   options.max_parallel = info.max_parallel.value_or(workflow.spec.config.max_parallel_tasks);
   options.fail_fast = workflow.spec.config.fail_fast;
   options.run_timeout = workflow.spec.config.timeout;
+  options.gate = info.gate;
   Scheduler scheduler(plan, options, executor, rt.loop(), progress);
   started(&scheduler);
   scheduler.Start();

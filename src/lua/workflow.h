@@ -27,6 +27,7 @@ struct RunInfo {
   std::string run_id;
   std::string artifacts_dir;  // where artifacts of this run are kept
   std::optional<int> max_parallel;  // --parallel
+  Gate* gate = nullptr;             // --interactive
 };
 
 struct WorkflowOutcome {

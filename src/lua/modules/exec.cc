@@ -96,7 +96,8 @@ std::vector<std::string> ArgvFromTable(lua_State* L, int index) {
   lua_Integer n = luaL_len(L, index);
   for (lua_Integer i = 1; i <= n; ++i) {
     lua_geti(L, index, i);
-    if (!lua_isstring(L, -1)) luaL_error(L, "exec: argv item %d must be a string", static_cast<int>(i));
+    if (!lua_isstring(L, -1))
+      luaL_error(L, "exec: argv item %d must be a string", static_cast<int>(i));
     argv.emplace_back(lua_tostring(L, -1));
     lua_pop(L, 1);
   }
@@ -106,8 +107,10 @@ std::vector<std::string> ArgvFromTable(lua_State* L, int index) {
 
 int ExecRun(lua_State* L) {
   ProcessSpec spec;
-  if (lua_type(L, 1) == LUA_TTABLE) spec.argv = ArgvFromTable(L, 1);
-  else spec.argv = {"/bin/sh", "-c", luaL_checkstring(L, 1)};
+  if (lua_type(L, 1) == LUA_TTABLE)
+    spec.argv = ArgvFromTable(L, 1);
+  else
+    spec.argv = {"/bin/sh", "-c", luaL_checkstring(L, 1)};
   Runtime& rt = Runtime::From(L);
   spec.env = rt.ChildEnvironment(L);
   ExecOptions opts;
@@ -164,16 +167,20 @@ struct Background {
 
 int ExecBackground(lua_State* L) {
   ProcessSpec spec;
-  if (lua_type(L, 1) == LUA_TTABLE) spec.argv = ArgvFromTable(L, 1);
-  else spec.argv = {"/bin/sh", "-c", luaL_checkstring(L, 1)};
+  if (lua_type(L, 1) == LUA_TTABLE)
+    spec.argv = ArgvFromTable(L, 1);
+  else
+    spec.argv = {"/bin/sh", "-c", luaL_checkstring(L, 1)};
   Runtime& rt = Runtime::From(L);
   spec.env = rt.ChildEnvironment(L);
   ExecOptions opts;
   ReadOptions(L, 2, spec, opts);
   if (spec.cwd.empty()) spec.cwd = rt.ResolvePath(L, ".");
   if (rt.CheckMode(L) && !opts.run_in_check_mode)
-    return luaL_error(L, "exec.background: refusing to start '%s' in check mode", Describe(spec.argv).c_str());
-  auto* handle = static_cast<std::shared_ptr<Background>*>(lua_newuserdatauv(L, sizeof(std::shared_ptr<Background>), 0));
+    return luaL_error(L, "exec.background: refusing to start '%s' in check mode",
+                      Describe(spec.argv).c_str());
+  auto* handle = static_cast<std::shared_ptr<Background>*>(
+      lua_newuserdatauv(L, sizeof(std::shared_ptr<Background>), 0));
   new (handle) std::shared_ptr<Background>(std::make_shared<Background>());
   luaL_setmetatable(L, kHandleMeta);
   std::weak_ptr<Background> weak = *handle;
@@ -197,7 +204,10 @@ std::shared_ptr<Background>& CheckHandle(lua_State* L) {
 int HandleWait(lua_State* L) {
   auto bg = CheckHandle(L);
   return Runtime::From(L).Await(L, [bg](Runtime::Done done) {
-    auto push = [bg](lua_State* L) { PushResult(L, bg->exit, false); return 1; };
+    auto push = [bg](lua_State* L) {
+      PushResult(L, bg->exit, false);
+      return 1;
+    };
     if (bg->finished) return done(push);
     bg->waiters.push_back([done, push] { done(push); });
   });
@@ -256,7 +266,9 @@ struct PopenFile {
 
 namespace {
 
-PopenFile* CheckPopen(lua_State* L) { return static_cast<PopenFile*>(luaL_checkudata(L, 1, kPopenMeta)); }
+PopenFile* CheckPopen(lua_State* L) {
+  return static_cast<PopenFile*>(luaL_checkudata(L, 1, kPopenMeta));
+}
 
 int IoPopen(lua_State* L) {
   std::string cmd = luaL_checkstring(L, 1);
@@ -314,8 +326,10 @@ int PopenWrite(lua_State* L) {
 }
 
 int PushCloseResult(lua_State* L, int code) {
-  if (code == 0) lua_pushboolean(L, 1);
-  else lua_pushnil(L);
+  if (code == 0)
+    lua_pushboolean(L, 1);
+  else
+    lua_pushnil(L);
   lua_pushstring(L, code > 128 ? "signal" : "exit");
   lua_pushinteger(L, code > 128 ? code - 128 : code);
   return 3;
@@ -347,8 +361,10 @@ void CreateMetatables(lua_State* L) {
   lua_pushcfunction(L, ResultConcat);
   lua_setfield(L, -2, "__concat");
   lua_pop(L, 1);
-  static const luaL_Reg handle[] = {{"wait", HandleWait}, {"kill", HandleKill},
-                                    {"is_running", HandleIsRunning}, {"pid", HandlePid},
+  static const luaL_Reg handle[] = {{"wait", HandleWait},
+                                    {"kill", HandleKill},
+                                    {"is_running", HandleIsRunning},
+                                    {"pid", HandlePid},
                                     {nullptr, nullptr}};
   luaL_newmetatable(L, kHandleMeta);
   luaL_newlib(L, handle);
@@ -356,8 +372,11 @@ void CreateMetatables(lua_State* L) {
   lua_pushcfunction(L, HandleGc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
-  static const luaL_Reg file[] = {{"read", PopenRead}, {"lines", PopenLines}, {"write", PopenWrite},
-                                  {"close", PopenClose}, {nullptr, nullptr}};
+  static const luaL_Reg file[] = {{"read", PopenRead},
+                                  {"lines", PopenLines},
+                                  {"write", PopenWrite},
+                                  {"close", PopenClose},
+                                  {nullptr, nullptr}};
   luaL_newmetatable(L, kPopenMeta);
   luaL_newlib(L, file);
   lua_setfield(L, -2, "__index");
@@ -402,12 +421,15 @@ int RunCommand(lua_State* L, ProcessSpec spec, const ExecOptions& opts) {
   auto pid = std::make_shared<pid_t>(-1);
   auto timed_out = std::make_shared<bool>(false);
   std::string name = Describe(spec.argv);
-  auto start = [&rt, L, spec = std::move(spec), opts, task, pid, timed_out, name](Runtime::Done done) {
+  auto start = [&rt, L, spec = std::move(spec), opts, task, pid, timed_out,
+                name](Runtime::Done done) {
     Processes::LineFn on_line;
     if (opts.stream && rt.log()) {
       std::string task_name = task ? task->name : "";
       LogSink* log = rt.log();
-      on_line = [log, task_name](bool, std::string_view line) { log->Log(task_name, LogLevel::kOutput, line); };
+      on_line = [log, task_name](bool, std::string_view line) {
+        log->Log(task_name, LogLevel::kOutput, line);
+      };
     }
     auto timer = std::make_shared<uint64_t>(0);
     auto finished = [done, opts, task, pid, timed_out, &rt, timer](ProcessExit e) {
@@ -457,7 +479,8 @@ const Module& ExecModule() {
           {"run", ExecRun, "run(cmd, opts?) -> {stdout, stderr, exit_code, success, duration_ms}",
            "Run a shell string (/bin/sh -c) or an argv list (no shell); opts: cwd, env, clean_env, "
            "timeout, stdin, user, check_mode, quiet"},
-          {"command", ExecCommand, "command(prog, args...) -> result", "Run a program with arguments, no shell"},
+          {"command", ExecCommand, "command(prog, args...) -> result",
+           "Run a program with arguments, no shell"},
           {"sh", ExecScript, "sh(script, opts?) -> result", "Run a script with /bin/sh -e"},
           {"shell", nullptr, "shell(script, opts?) -> result", "Alias of sh"},
           {"script", nullptr, "script(script, opts?) -> result", "Alias of sh"},

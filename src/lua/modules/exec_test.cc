@@ -15,7 +15,8 @@ TEST_F(ExecTest, RunCapturesStreamsAndExitCode) {
     r = exec.run("echo out; echo err >&2; exit 3")
     assert(r.exit_code == 3 and r.success == false)
     assert(r.stdout == "out\n" and r.stderr == "err\n")
-  )").ok());
+  )")
+                  .ok());
 }
 
 TEST_F(ExecTest, ResultBehavesLikeItsStdout) {
@@ -65,7 +66,8 @@ TEST_F(ExecTest, OsExecuteAndPopenKeepStockContracts) {
     for line in f:lines() do seen[#seen + 1] = line end
     assert(#seen == 2 and seen[2] == "two")
     assert(f:close() == true)
-  )").ok());
+  )")
+                  .ok());
 }
 
 TEST_F(ExecTest, CommandsInTasksYieldAndRunInTheWorkdir) {
@@ -87,7 +89,8 @@ TEST_F(ExecTest, BackgroundHandles) {
     local k = exec.background("sleep 30")
     k:kill()
     assert(k:wait().exit_code ~= 0)
-  )").ok());
+  )")
+                  .ok());
 }
 
 TEST_F(ExecTest, BadArgumentsRaise) {

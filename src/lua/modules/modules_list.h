@@ -8,10 +8,32 @@ namespace sloth {
 
 const Module& LogModule();
 const Module& ExecModule();
+const Module& DataModule();
+const Module& JsonModule();
+const Module& YamlModule();
+const Module& CryptoModule();
+const Module& TemplateModule();
+const Module& HttpModule();
+const Module& FsModule();
+const Module& EnvModule();
+const Module& WorkdirModule();
+const Module& StringsModule();
+const Module& TimeModule();
 
 inline const Module& (*const kModuleList[])() = {
     LogModule,
     ExecModule,
+    FsModule,
+    EnvModule,
+    WorkdirModule,
+    StringsModule,
+    TimeModule,
+    DataModule,
+    JsonModule,
+    YamlModule,
+    CryptoModule,
+    TemplateModule,
+    HttpModule,
 };
 
 }  // namespace sloth
