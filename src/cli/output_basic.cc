@@ -73,6 +73,7 @@ class BasicRenderer : public Renderer {
 
   void WorkflowFinished(const Plan& plan, const RunInfo& info, const WorkflowOutcome& o) override {
     PrintSummary(plan, o.result);
+    if (enhanced_) PrintTimings(plan, o.result);
     const char* colour = o.result.status == RunStatus::kSuccess ? kGreen : kRed;
     std::string verdict = o.result.status == RunStatus::kSuccess ? "succeeded"
                           : o.result.status == RunStatus::kCancelled ? "was cancelled"
@@ -91,6 +92,27 @@ class BasicRenderer : public Renderer {
   void RunFinished(const RunSummary&) override {}
 
  private:
+  // The enhanced view: each task's share of the run as a bar, Pulumi-style.
+  void PrintTimings(const Plan& plan, const RunResult& r) {
+    Duration longest{1};
+    size_t name_width = 4;
+    for (size_t i : plan.order()) {
+      longest = std::max(longest, r.tasks[i].duration);
+      name_width = std::max(name_width, Columns(plan.task(i).name));
+    }
+    Print(Paint(kBold, "Timings:"));
+    for (size_t i : plan.order()) {
+      if (!plan.selected(i) || r.tasks[i].attempts == 0) continue;
+      const std::string& name = plan.task(i).name;
+      auto width = static_cast<size_t>(30.0 * static_cast<double>(r.tasks[i].duration.count()) /
+                                       static_cast<double>(longest.count()));
+      std::string bar;
+      for (size_t k = 0; k < std::max<size_t>(width, 1); ++k) bar += "█";
+      Print("  " + name + std::string(name_width - Columns(name) + 2, ' ') + Paint(kBlue, bar) + " " +
+            FormatHuman(r.tasks[i].duration));
+    }
+  }
+
   void PrintSummary(const Plan& plan, const RunResult& r) {
     std::vector<std::vector<std::string>> rows = {{"TASK", "STATUS", "DURATION", "ATTEMPTS", "ERROR"}};
     for (size_t i : plan.order()) {

@@ -378,6 +378,11 @@ Status LuaExecutor::PrepareWorkdir(size_t i, int attempt) {
   if (ec) return Status::Error("cannot create workdir " + dir + ": " + ec.message());
   slots_[i].ctx.workdir = dir;
   if (attempt > 1) return Status::Ok();
+  if (rt_.options().check_mode && !t.consumes.empty()) {
+    // Nothing was produced in a dry run, so there is nothing to consume.
+    rt_.Log(L_, LogLevel::kDebug, "[check] would copy artifacts " + Join(t.consumes, ", ") + " into " + dir);
+    return Status::Ok();
+  }
   for (const std::string& pattern : t.consumes) {
     glob_t g{};
     std::string full = info_.artifacts_dir + "/" + pattern;
@@ -481,6 +486,7 @@ AttemptResult LuaExecutor::Collect(size_t i, lua_State* co, int status) {
 
 void LuaExecutor::CopyArtifacts(size_t i) {
   const TaskSpec& t = plan_.task(i);
+  if (rt_.options().check_mode) return;  // a dry run keeps nothing
   for (const std::string& pattern : t.artifacts) {
     glob_t g{};
     std::string full = slots_[i].ctx.workdir + "/" + pattern;

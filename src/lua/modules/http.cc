@@ -344,9 +344,13 @@ int AwaitHttp(lua_State* L, HttpRequest request, std::function<int(lua_State*, H
     };
     StartAttempt(rt, L, call);
   };
-  auto cancel = [&rt, call] {
-    call->cancelled = true;
-    if (call->timer) rt.loop().Cancel(call->timer);
+  // Weak: the wait owns this callback and call->finish owns the wait; a strong capture would be
+  // a cycle. The pool work and the retry timer keep the call alive while it runs.
+  auto cancel = [&rt, weak = std::weak_ptr<HttpCall>(call)] {
+    auto live = weak.lock();
+    if (!live) return;
+    live->cancelled = true;
+    if (live->timer) rt.loop().Cancel(live->timer);
   };
   return rt.Await(L, std::move(start), std::move(cancel));
 }
