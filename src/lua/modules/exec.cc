@@ -204,8 +204,8 @@ std::shared_ptr<Background>& CheckHandle(lua_State* L) {
 int HandleWait(lua_State* L) {
   auto bg = CheckHandle(L);
   return Runtime::From(L).Await(L, [bg](Runtime::Done done) {
-    auto push = [bg](lua_State* L) {
-      PushResult(L, bg->exit, false);
+    auto push = [bg](lua_State* co) {
+      PushResult(co, bg->exit, false);
       return 1;
     };
     if (bg->finished) return done(push);
@@ -275,7 +275,7 @@ int IoPopen(lua_State* L) {
   std::string mode = luaL_optstring(L, 2, "r");
   if (mode != "r" && mode != "w") return luaL_argerror(L, 2, "invalid mode (\"r\" or \"w\")");
   auto* f = static_cast<PopenFile*>(lua_newuserdatauv(L, sizeof(PopenFile), 0));
-  new (f) PopenFile{cmd, mode == "w"};
+  new (f) PopenFile{cmd, mode == "w", "", 0, false, 0};
   luaL_setmetatable(L, kPopenMeta);
   if (f->write_mode) return 1;
   ProcessSpec spec;
@@ -436,14 +436,14 @@ int RunCommand(lua_State* L, ProcessSpec spec, const ExecOptions& opts) {
       if (*timer) rt.loop().Cancel(*timer);
       if (task) std::erase(task->processes, *pid);
       if (*timed_out) e.err += "\ncommand timed out after " + FormatHuman(*opts.timeout);
-      done([e = std::move(e), opts, timed_out](lua_State* L) {
+      done([e = std::move(e), opts, timed_out](lua_State* co) {
         if (opts.popen_into) {
           opts.popen_into->data = e.out;
           opts.popen_into->exit_code = e.exit_code;
           return 1;  // the file object is already on the stack
         }
-        if (opts.os_execute_result) return PushCloseResult(L, e.exit_code);
-        PushResult(L, e, *timed_out);
+        if (opts.os_execute_result) return PushCloseResult(co, e.exit_code);
+        PushResult(co, e, *timed_out);
         return 1;
       });
     };
