@@ -21,18 +21,34 @@ end
 -- Methods work with `.` and `:`, so they ignore their arguments.
 local function method(value) return function() return value end end
 
-function internal.make_this(def, ctx)
-  local this = {
-    name = method(def.name),
-    params = ctx.params,
-    attempt = ctx.attempt,
-    workdir = {
+-- The task object. `name`, `workdir` and `agent` are made on first use: most tasks never ask,
+-- and a run may have thousands of tasks.
+local lazy_members = {
+  name = function(ctx) return method(ctx.name) end,
+  workdir = function(ctx)
+    return {
       get = method(ctx.workdir),
       exists = function() return internal.is_dir(ctx.workdir) end,
       ensure = function() return internal.mkdir_p(ctx.workdir) end,
-    },
-    agent = { get = method(ctx.agent) },
-  }
+    }
+  end,
+  agent = function(ctx) return { get = method(ctx.agent) } end,
+}
+local contexts = setmetatable({}, { __mode = "k" })
+local This = {
+  __index = function(this, key)
+    local make = lazy_members[key]
+    if not make then return nil end
+    local value = make(contexts[this])
+    rawset(this, key, value)
+    return value
+  end,
+}
+
+function internal.make_this(def, ctx)
+  ctx.name = def.name
+  local this = setmetatable({ params = ctx.params, attempt = ctx.attempt }, This)
+  contexts[this] = ctx
   return this
 end
 
