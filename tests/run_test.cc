@@ -175,5 +175,70 @@ TEST(Run, InterruptCancelsTheRunKillsCommandsAndExits130) {
   EXPECT_FALSE(box.Exists("never"));
 }
 
+
+// Waits up to `seconds` for `pid` to exit; returns its wait status, or -1 if it did not.
+int WaitFor(pid_t pid, int seconds) {
+  int status = 0;
+  for (int i = 0; i < seconds * 100; ++i) {
+    if (waitpid(pid, &status, WNOHANG) == pid) return status;
+    usleep(10000);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  return -1;
+}
+
+TEST(Run, InterruptDuringOnStartRunsNoTask) {
+  Sandbox box;
+  box.Write("wf.sloth",
+            "workflow.define('w', {\n"
+            "  on_start = function() exec.run('touch started; sleep 1') end,\n"
+            "  tasks = { { name = 't', command = function() fs.write('ran', 'x') end } },\n"
+            "})\n");
+  std::string out = (box.root() / "out.txt").string();
+  pid_t pid = StartInBackground(box, {"run", "-f", "wf.sloth"}, out);
+  ASSERT_GT(pid, 0);
+  for (int i = 0; i < 500 && !box.Exists("started"); ++i) usleep(10000);
+  ASSERT_TRUE(box.Exists("started"));
+  usleep(100000);
+  kill(pid, SIGINT);
+  int status = WaitFor(pid, 10);
+  ASSERT_TRUE(status >= 0 && WIFEXITED(status)) << ReadFile(out);
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  EXPECT_FALSE(box.Exists("ran")) << "a task started after Ctrl-C";
+}
+
+TEST(Run, InterruptTerminatesCommandsOfFailureHooks) {
+  Sandbox box;
+  box.Write("wf.sloth",
+            "task('t'):command(function() return false, 'no' end)\n"
+            "  :on_failure(function() exec.run('touch hook; sleep 5') end):build()\n");
+  std::string out = (box.root() / "out.txt").string();
+  pid_t pid = StartInBackground(box, {"run", "-f", "wf.sloth"}, out);
+  ASSERT_GT(pid, 0);
+  for (int i = 0; i < 500 && !box.Exists("hook"); ++i) usleep(10000);
+  ASSERT_TRUE(box.Exists("hook"));
+  usleep(100000);
+  auto start = std::chrono::steady_clock::now();
+  kill(pid, SIGINT);
+  int status = WaitFor(pid, 10);
+  ASSERT_TRUE(status >= 0 && WIFEXITED(status)) << ReadFile(out);
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3))
+      << "the hook's command was not terminated";
+}
+
+TEST(Run, BusyTaskTimeoutCallsOnTimeout) {
+  Sandbox box;
+  box.Write("wf.sloth",
+            "task('t'):timeout('300ms'):command(function() while true do end end)\n"
+            "  :on_timeout(function() fs.write('on_timeout', 'x') end):build()\n");
+  CmdResult r = box.Run({"run", "-f", "wf.sloth", "-o", "json"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  json doc = json::parse(r.out);
+  EXPECT_EQ(doc["tasks"]["t"]["status"], "Failed");
+  EXPECT_TRUE(box.Exists("on_timeout")) << Describe(r);
+}
+
 }  // namespace
 }  // namespace sloth::e2e

@@ -75,6 +75,29 @@ std::string FishQuote(const std::string& s) {
 
 // --- bash ---------------------------------------------------------------------------------
 
+// The two functions bash and zsh share: what the value after an option takes (failing for
+// flags) and what a command's positional argument takes. `answer` is how the shell hands a
+// word back: "echo " in bash, "REPLY=" in zsh.
+void WriteValueKinds(std::ostream& out, const std::vector<Entry>& all, const std::string& answer) {
+  out << "_sloth_runner_value() {\n  case \"$1|$2\" in\n";
+  for (const Entry& e : all) {
+    for (const OptionInfo& o : e.cmd->options) {
+      if (o.value.empty()) continue;
+      std::vector<std::string> patterns;
+      for (const std::string& n : o.names) patterns.push_back("\"" + e.path + "|" + n + "\"");
+      out << "    " << Join(patterns, "|") << ") " << answer << SingleQuote(ValueKind(o.value))
+          << " ;;\n";
+    }
+  }
+  out << "    *) return 1 ;;\n  esac\n}\n\n";
+  out << "_sloth_runner_positional() {\n  case \"$1\" in\n";
+  for (const Entry& e : all)
+    if (!PositionalKind(*e.cmd).empty())
+      out << "    \"" << e.path << "\") " << answer << SingleQuote(PositionalKind(*e.cmd))
+          << " ;;\n";
+  out << "    *) return 1 ;;\n  esac\n}\n";
+}
+
 constexpr char kBashMain[] = R"sh(
 _sloth_runner_complete_kind() {
   case "$1" in
@@ -138,23 +161,7 @@ std::string Bash(const CommandInfo& root) {
     out << "    \"" << e.path << "\") printf '%s\\n' "
         << SingleQuote(Join(OptionNames(*e.cmd), " ")) << " ;;\n";
   out << "  esac\n}\n\n";
-  out << "# What the value after an option takes; fails for flags (options without a value).\n";
-  out << "_sloth_runner_value() {\n  case \"$1|$2\" in\n";
-  for (const Entry& e : all) {
-    for (const OptionInfo& o : e.cmd->options) {
-      if (o.value.empty()) continue;
-      std::vector<std::string> patterns;
-      for (const std::string& n : o.names) patterns.push_back("\"" + e.path + "|" + n + "\"");
-      out << "    " << Join(patterns, "|") << ") echo " << SingleQuote(ValueKind(o.value))
-          << " ;;\n";
-    }
-  }
-  out << "    *) return 1 ;;\n  esac\n}\n\n";
-  out << "_sloth_runner_positional() {\n  case \"$1\" in\n";
-  for (const Entry& e : all)
-    if (!PositionalKind(*e.cmd).empty())
-      out << "    \"" << e.path << "\") echo " << SingleQuote(PositionalKind(*e.cmd)) << " ;;\n";
-  out << "    *) return 1 ;;\n  esac\n}\n";
+  WriteValueKinds(out, all, "echo ");
   out << kBashMain;
   return out.str();
 }
@@ -244,23 +251,7 @@ std::string Zsh(const CommandInfo& root) {
     out << " ) ;;\n";
   }
   out << "    *) reply=() ;;\n  esac\n}\n\n";
-  out << "# Sets REPLY to what the value after an option takes; fails for flags.\n";
-  out << "_sloth_runner_value() {\n  case \"$1|$2\" in\n";
-  for (const Entry& e : all) {
-    for (const OptionInfo& o : e.cmd->options) {
-      if (o.value.empty()) continue;
-      std::vector<std::string> patterns;
-      for (const std::string& n : o.names) patterns.push_back("\"" + e.path + "|" + n + "\"");
-      out << "    " << Join(patterns, "|") << ") REPLY=" << SingleQuote(ValueKind(o.value))
-          << " ;;\n";
-    }
-  }
-  out << "    *) return 1 ;;\n  esac\n}\n\n";
-  out << "_sloth_runner_positional() {\n  case \"$1\" in\n";
-  for (const Entry& e : all)
-    if (!PositionalKind(*e.cmd).empty())
-      out << "    \"" << e.path << "\") REPLY=" << SingleQuote(PositionalKind(*e.cmd)) << " ;;\n";
-  out << "    *) return 1 ;;\n  esac\n}\n";
+  WriteValueKinds(out, all, "REPLY=");
   out << kZshMain;
   return out.str();
 }

@@ -841,6 +841,24 @@ TEST(Scheduler, CancelAfterTheRunIsDoneChangesNothing) {
   EXPECT_THAT(h.executor.cancels, IsEmpty());
 }
 
+// Ctrl-C can arrive before the scheduler starts (during the workflow's on_start hook).
+TEST(Scheduler, CancelBeforeStartRunsNothing) {
+  SchedulerOptions o;
+  o.run_timeout = 10s;
+  Harness h({Task("a"), Task("b", {"a"})}, o);
+  h.scheduler = std::make_unique<Scheduler>(h.plan, h.options, h.executor, h.timers, h.progress);
+  h.timers.Advance(1s);
+  h.scheduler->Cancel("interrupted");
+  h.scheduler->Start();
+  ASSERT_TRUE(h.done());
+  EXPECT_THAT(h.executor.starts, IsEmpty());
+  EXPECT_EQ(h.Status("a"), TaskStatus::kNotRun);
+  EXPECT_EQ(h.Status("b"), TaskStatus::kNotRun);
+  EXPECT_EQ(h.run().status, RunStatus::kCancelled);
+  EXPECT_EQ(h.run().duration, 0s);
+  EXPECT_EQ(h.timers.pending(), 0u);  // no run timer left behind to fire into a dead scheduler
+}
+
 TEST(Scheduler, CancelIsCancelledEvenWithoutFailures) {
   Harness h({Task("a")});
   h.executor.complete_on_cancel = true;

@@ -114,6 +114,18 @@ bool IsNull(lua_State* L, int index) {
   return lua_islightuserdata(L, index) && lua_touserdata(L, index) == &kNullKey;
 }
 
+void NewClass(lua_State* L, const char* name, const luaL_Reg* methods, int (*gc)(lua_State*)) {
+  luaL_newmetatable(L, name);  // meta
+  lua_newtable(L);             // meta methods
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  if (gc) {
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+}
+
 void MarkArray(lua_State* L, int index) {
   index = lua_absindex(L, index);
   PushArrayMeta(L);

@@ -9,6 +9,7 @@
 #include "base/duration.h"
 
 struct lua_State;
+struct luaL_Reg;
 
 namespace sloth {
 
@@ -40,6 +41,10 @@ int PushFailure(lua_State* L, const std::string& message);
 // Registry key of the data.null sentinel (a light userdata).
 void PushNull(lua_State* L);
 bool IsNull(lua_State* L, int index);
+// Registers the metatable `name` for a kind of object: `methods` become its __index, `gc` (if
+// any) its __gc.
+void NewClass(lua_State* L, const char* name, const luaL_Reg* methods, int (*gc)(lua_State*));
+
 // Marks the table at `index` as a JSON array (so an empty one encodes as []).
 void MarkArray(lua_State* L, int index);
 

@@ -39,21 +39,15 @@ int RetryStrategy_(lua_State* L) {
 
 // internal.shell_command(cmd): a task's string command in its workdir.
 int ShellCommand(lua_State* L) {
-  ProcessSpec spec;
-  spec.argv = {"/bin/sh", "-c", luaL_checkstring(L, 1)};
-  spec.env = Runtime::From(L).ChildEnvironment(L);
-  return RunCommand(L, std::move(spec), ExecOptions{});
+  return RunCommand(L, ShellSpec(L, luaL_checkstring(L, 1)), ExecOptions{});
 }
 
 // internal.shell_probe(cmd): runs a run_if/abort_if command. Conditions are read-only probes,
 // so they run in check mode too.
 int ShellProbe(lua_State* L) {
-  ProcessSpec spec;
-  spec.argv = {"/bin/sh", "-c", luaL_checkstring(L, 1)};
-  spec.env = Runtime::From(L).ChildEnvironment(L);
   ExecOptions opts;
   opts.run_in_check_mode = true;
-  return RunCommand(L, std::move(spec), opts);
+  return RunCommand(L, ShellSpec(L, luaL_checkstring(L, 1)), opts);
 }
 
 int IsDir(lua_State* L) {

@@ -105,14 +105,17 @@ std::vector<std::string> ArgvFromTable(lua_State* L, int index) {
   return argv;
 }
 
-int ExecRun(lua_State* L) {
+// The command at `index`: a shell string, or an argv list run without a shell.
+ProcessSpec CommandSpec(lua_State* L, int index) {
+  if (lua_type(L, index) != LUA_TTABLE) return ShellSpec(L, luaL_checkstring(L, index));
   ProcessSpec spec;
-  if (lua_type(L, 1) == LUA_TTABLE)
-    spec.argv = ArgvFromTable(L, 1);
-  else
-    spec.argv = {"/bin/sh", "-c", luaL_checkstring(L, 1)};
-  Runtime& rt = Runtime::From(L);
-  spec.env = rt.ChildEnvironment(L);
+  spec.argv = ArgvFromTable(L, index);
+  spec.env = Runtime::From(L).ChildEnvironment(L);
+  return spec;
+}
+
+int ExecRun(lua_State* L) {
+  ProcessSpec spec = CommandSpec(L, 1);
   ExecOptions opts;
   ReadOptions(L, 2, spec, opts);
   return RunCommand(L, std::move(spec), opts);
@@ -166,13 +169,8 @@ struct Background {
 };
 
 int ExecBackground(lua_State* L) {
-  ProcessSpec spec;
-  if (lua_type(L, 1) == LUA_TTABLE)
-    spec.argv = ArgvFromTable(L, 1);
-  else
-    spec.argv = {"/bin/sh", "-c", luaL_checkstring(L, 1)};
+  ProcessSpec spec = CommandSpec(L, 1);
   Runtime& rt = Runtime::From(L);
-  spec.env = rt.ChildEnvironment(L);
   ExecOptions opts;
   ReadOptions(L, 2, spec, opts);
   if (spec.cwd.empty()) spec.cwd = rt.ResolvePath(L, ".");
@@ -242,11 +240,8 @@ int OsExecute(lua_State* L) {
     lua_pushboolean(L, 1);  // a shell is available
     return 1;
   }
-  ProcessSpec spec;
-  spec.argv = {"/bin/sh", "-c", luaL_checkstring(L, 1)};
-  spec.env = Runtime::From(L).ChildEnvironment(L);
+  ProcessSpec spec = ShellSpec(L, luaL_checkstring(L, 1));
   ExecOptions opts;
-  opts.stream = true;
   opts.os_execute_result = true;
   return RunCommand(L, std::move(spec), opts);
 }
@@ -278,9 +273,7 @@ int IoPopen(lua_State* L) {
   new (f) PopenFile{cmd, mode == "w", "", 0, false, 0};
   luaL_setmetatable(L, kPopenMeta);
   if (f->write_mode) return 1;
-  ProcessSpec spec;
-  spec.argv = {"/bin/sh", "-c", cmd};
-  spec.env = Runtime::From(L).ChildEnvironment(L);
+  ProcessSpec spec = ShellSpec(L, cmd);
   ExecOptions opts;
   opts.stream = false;
   opts.popen_into = f;
@@ -340,9 +333,7 @@ int PopenClose(lua_State* L) {
   if (f->closed) return PushCloseResult(L, f->exit_code);
   f->closed = true;
   if (!f->write_mode) return PushCloseResult(L, f->exit_code);
-  ProcessSpec spec;
-  spec.argv = {"/bin/sh", "-c", f->command};
-  spec.env = Runtime::From(L).ChildEnvironment(L);
+  ProcessSpec spec = ShellSpec(L, f->command);
   spec.stdin_data = f->data;
   ExecOptions opts;
   opts.os_execute_result = true;
@@ -366,23 +357,13 @@ void CreateMetatables(lua_State* L) {
                                     {"is_running", HandleIsRunning},
                                     {"pid", HandlePid},
                                     {nullptr, nullptr}};
-  luaL_newmetatable(L, kHandleMeta);
-  luaL_newlib(L, handle);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, HandleGc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
+  NewClass(L, kHandleMeta, handle, HandleGc);
   static const luaL_Reg file[] = {{"read", PopenRead},
                                   {"lines", PopenLines},
                                   {"write", PopenWrite},
                                   {"close", PopenClose},
                                   {nullptr, nullptr}};
-  luaL_newmetatable(L, kPopenMeta);
-  luaL_newlib(L, file);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, PopenGc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
+  NewClass(L, kPopenMeta, file, PopenGc);
 }
 
 // Installs the metatables and the cooperative os.execute / io.popen.
@@ -405,6 +386,13 @@ M.script = M.sh
 )lua";
 
 }  // namespace
+
+ProcessSpec ShellSpec(lua_State* L, const std::string& script) {
+  ProcessSpec spec;
+  spec.argv = {"/bin/sh", "-c", script};
+  spec.env = Runtime::From(L).ChildEnvironment(L);
+  return spec;
+}
 
 int RunCommand(lua_State* L, ProcessSpec spec, const ExecOptions& opts) {
   Runtime& rt = Runtime::From(L);

@@ -22,6 +22,9 @@ struct ExecOptions {
   PopenFile* popen_into = nullptr;  // io.popen: store stdout in this file object
 };
 
+// `/bin/sh -c script` with the calling task's environment.
+ProcessSpec ShellSpec(lua_State* L, const std::string& script);
+
 // Runs `spec` in the calling task's workdir (unless spec.cwd is set) and pushes the result
 // table; yields the calling coroutine while the command runs. In check mode it does not run
 // the command and pushes {success = true, skipped = true, ...}.
