@@ -62,6 +62,25 @@ TEST(Run, TaskSelectionRunsOnlyTheTaskAndItsDependencies) {
   EXPECT_NE(bad.err.find("did you mean \"c\""), std::string::npos) << Describe(bad);
 }
 
+TEST(Run, TaskSelectionAcrossWorkflowsRunsOnlyThoseThatHaveTheTask) {
+  Sandbox box;
+  box.Write("wf.sloth", kTwoWorkflows);
+  CmdResult r = box.Run({"run", "-f", "wf.sloth", "--task", "b", "-o", "json"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  json doc = json::parse(r.out);
+  EXPECT_EQ(doc["workflow"], "second");  // "first" has no task b: it does not run
+  EXPECT_EQ(doc["tasks"].size(), 1u);
+  EXPECT_EQ(box.Run({"run", "-f", "wf.sloth", "--task", "zz"}).exit_code, 2);
+}
+
+TEST(Run, AnAbortIsNotRetried) {
+  Sandbox box;
+  box.Write("wf.sloth", "task('t'):retries(3):retry_delay('1ms'):abort_if('true'):command('true'):build()\n");
+  CmdResult r = box.Run({"run", "-f", "wf.sloth", "-o", "json"});
+  ASSERT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_EQ(json::parse(r.out)["tasks"]["t"]["attempts"], 1);
+}
+
 TEST(Run, BasicOutputShowsTasksSummaryAndOutputsWithoutColourWhenPiped) {
   Sandbox box;
   box.Write("wf.sloth", kTwoWorkflows);

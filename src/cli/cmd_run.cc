@@ -88,9 +88,19 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
   std::vector<LoadedWorkflow>& workflows = loaded->workflows;
   std::vector<Plan>& plans = loaded->plans;
   std::vector<size_t> chosen = Pick(workflows, options.name);
-  for (size_t i : chosen) {
-    Status s = plans[i].Select(options.tasks);
-    if (!s.ok() && chosen.size() == 1) return Fail(kExitBadInput, s.message());
+  // --task: each chosen workflow runs only the named tasks and what they need; with several
+  // workflows, those that have none of the named tasks do not run.
+  if (!options.tasks.empty()) {
+    std::vector<size_t> with_tasks;
+    Status first_error;
+    for (size_t i : chosen) {
+      Status s = plans[i].Select(options.tasks);
+      if (s.ok()) with_tasks.push_back(i);
+      else if (first_error.ok()) first_error = s;
+    }
+    if (with_tasks.empty() || (chosen.size() == 1 && !first_error.ok()))
+      return Fail(kExitBadInput, first_error.message());
+    chosen = with_tasks;
   }
   rt.EnableStrictGlobals();
 
@@ -126,7 +136,10 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
     if (gate) gate->SetPlan(&plans[i]);
     renderer->WorkflowStarted(plans[i], info);
     WorkflowOutcome outcome =
-        RunWorkflow(rt, workflows[i], plans[i], info, *renderer, [&](Scheduler* s) { current = s; });
+        RunWorkflow(rt, workflows[i], plans[i], info, *renderer, [&](Scheduler* s) {
+          current = s;
+          if (s && interrupted) s->Cancel("interrupted");  // Ctrl-C during on_start
+        });
     renderer->WorkflowFinished(plans[i], info, outcome);
     if (outcome.result.status != RunStatus::kSuccess && summary.status == RunStatus::kSuccess)
       summary.status = outcome.result.status;

@@ -17,6 +17,7 @@ class Executor {
   // Starts attempt `attempt` (1-based) of task `index`. Calls `done` exactly once, possibly later.
   virtual void StartAttempt(size_t index, int attempt, std::function<void(AttemptResult)> done) = 0;
   // Asks a running attempt to stop soon (timeout, cancellation). It still calls its `done`.
+  // Also called while FinishTask's hooks run (cancellation): they should stop soon too.
   virtual void CancelAttempt(size_t index, const std::string& reason) = 0;
   // Runs once per task that ran, when its final outcome is known (on_success / on_failure).
   virtual void FinishTask(size_t index, const TaskResult& result, std::function<void()> done) = 0;

@@ -21,6 +21,7 @@ struct AttemptResult {
   bool changed = true;        // false when the task reported changed = false
   std::string message;        // the task's message (success) or error text (failure)
   std::string output_json;    // the output table as JSON text ("{}" when none)
+  bool final = false;         // a failure that retrying cannot change (abort_if)
 };
 
 struct TaskResult {

@@ -32,12 +32,13 @@ Scheduler::Scheduler(const Plan& plan, SchedulerOptions options, Executor& execu
 }
 
 void Scheduler::Start() {
+  begun_ = true;
   started_ = timers_.Now();
   for (size_t i = 0; i < plan_.size(); ++i) {
     if (!plan_.selected(i)) result_.tasks[i].status = TaskStatus::kNotRun;
     else if (unsettled_deps_[i] == 0) candidates_.insert(rank_[i]);
   }
-  if (options_.run_timeout) {
+  if (options_.run_timeout && !hard_stop_) {
     std::string reason = "workflow timed out after " + FormatHuman(*options_.run_timeout);
     run_timer_ = timers_.After(*options_.run_timeout, [this, reason] {
       run_timer_ = 0;
@@ -51,6 +52,10 @@ void Scheduler::Start() {
 void Scheduler::Cancel(const std::string& reason) {
   if (done_) return;
   cancelled_ = true;
+  if (!begun_) {  // Ctrl-C before Start() (during on_start): Start() ends the run at once
+    stopping_ = hard_stop_ = true;
+    return;
+  }
   StopEverything(reason);
 }
 
@@ -69,6 +74,8 @@ void Scheduler::StopEverything(const std::string& reason) {
       r.status = TaskStatus::kFailed;
       r.error = reason;
       Finish(i, std::move(r));
+    } else if (s.finishing) {
+      executor_.CancelAttempt(i, reason);  // its end hooks (their commands) stop too
     }
   }
   Pump();
@@ -193,7 +200,7 @@ void Scheduler::AttemptDone(size_t i, AttemptResult r) {
   t.error = r.message.empty() ? s.cancel_reason : r.message;
   result_.tasks[i].error = t.error;
   const RetryPolicy& retry = plan_.task(i).retry;
-  if (s.attempt < retry.max_attempts() && !hard_stop_) {
+  if (s.attempt < retry.max_attempts() && !hard_stop_ && !r.final) {
     Duration delay = retry.DelayBefore(s.attempt, timers_.Random());
     progress_.TaskRetrying(i, s.attempt + 1, retry.max_attempts(), delay, t.error);
     s.retry_timer = timers_.After(delay, [this, i] { StartAttempt(i); });

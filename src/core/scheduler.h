@@ -74,6 +74,7 @@ class Scheduler {
   bool stopping_ = false;    // no new task starts (fail_fast, cancel, run timeout)
   bool hard_stop_ = false;  // cancel or run timeout: no retries either
   bool cancelled_ = false;
+  bool begun_ = false;  // Start() was called
   bool pumping_ = false;
   bool repump_ = false;
   bool done_ = false;

@@ -1044,3 +1044,41 @@ TEST(Scheduler, StatusNames) {
 
 }  // namespace
 }  // namespace sloth
+
+namespace sloth {
+TEST(Scheduler, AFinalFailureIsNotRetried) {
+  WorkflowSpec wf;
+  wf.name = "w";
+  TaskSpec t;
+  t.name = "aborts";
+  t.retry.retries = 3;
+  wf.tasks.push_back(t);
+  auto plan = Plan::Build(wf);
+  ASSERT_TRUE(plan.ok());
+  struct OnceExecutor : Executor {
+    int attempts = 0;
+    void StartAttempt(size_t, int, std::function<void(AttemptResult)> done) override {
+      ++attempts;
+      AttemptResult r;
+      r.outcome = AttemptResult::Outcome::kFailed;
+      r.message = "aborted";
+      r.final = true;
+      done(r);
+    }
+    void CancelAttempt(size_t, const std::string&) override {}
+    void FinishTask(size_t, const TaskResult&, std::function<void()> done) override { done(); }
+  } executor;
+  struct NoTimers : Timers {
+    uint64_t After(Duration, std::function<void()>) override { return 1; }
+    void Cancel(uint64_t) override {}
+    Clock::time_point Now() const override { return {}; }
+    double Random() override { return 0.5; }
+  } timers;
+  Progress progress;
+  Scheduler scheduler(*plan, {}, executor, timers, progress);
+  scheduler.Start();
+  ASSERT_TRUE(scheduler.done());
+  EXPECT_EQ(executor.attempts, 1);
+  EXPECT_EQ(scheduler.result().tasks[0].status, TaskStatus::kFailed);
+}
+}  // namespace sloth

@@ -136,8 +136,10 @@ void Loop::FireTimers() {
 }
 
 bool Loop::RunOnce() {
-  // The wake fd is always watched; "nothing to wait for" means nothing else is.
-  if (timers_.empty() && watchers_.size() <= 1 && refs_ == 0) {
+  // The wake fd and the signal fd are our own; "nothing to wait for" means nothing else is
+  // (child processes hold a Ref until they are reaped).
+  size_t own = 1 + (signal_handlers_.empty() ? 0 : 1);
+  if (timers_.empty() && watchers_.size() <= own && refs_ == 0) {
     std::lock_guard<std::mutex> lock(posted_mu_);
     if (posted_.empty()) return false;
   }

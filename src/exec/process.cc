@@ -62,8 +62,11 @@ Processes::~Processes() { KillAll(); }
 Result<pid_t> Processes::Spawn(const ProcessSpec& spec, LineFn on_line, DoneFn done) {
   if (spec.argv.empty()) return Status::Error("empty command");
   Pipe out, err, in;
-  if (!out.Open() || !err.Open() || (spec.stdin_data && !in.Open()))
-    return Status::Error(std::string("pipe: ") + std::strerror(errno));
+  if (!out.Open() || !err.Open() || (spec.stdin_data && !in.Open())) {
+    std::string why = std::strerror(errno);
+    out.Close(), err.Close(), in.Close();
+    return Status::Error("pipe: " + why);
+  }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   if (spec.stdin_data) posix_spawn_file_actions_adddup2(&actions, in.fds[0], 0);
@@ -87,6 +90,7 @@ Result<pid_t> Processes::Spawn(const ProcessSpec& spec, LineFn on_line, DoneFn d
       return Status::Error("cannot enter directory " + spec.cwd + ": " + std::strerror(errno));
     return Status::Error(spec.argv[0] + ": " + std::strerror(rc));
   }
+  loop_.Ref();  // the loop must wait for this child's exit even when no pipe is open
   Child& c = children_[pid];
   c.out.fd = out.fds[0];
   c.err.fd = err.fds[0];
@@ -197,6 +201,7 @@ void Processes::MaybeDone(pid_t pid) {
   exit.killed = c.killed;
   DoneFn done = std::move(c.done);
   children_.erase(it);
+  loop_.Unref();
   if (done) done(std::move(exit));
 }
 

@@ -1,7 +1,10 @@
 #include "exec/process.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 extern char** environ;
 using namespace std::chrono_literals;
@@ -63,6 +66,27 @@ TEST_F(Fixture, MissingProgramIsAnError) {
   auto pid = procs.Spawn(spec, nullptr, nullptr);
   ASSERT_FALSE(pid.ok());
   EXPECT_NE(pid.error().find("not found"), std::string::npos);
+}
+
+// When only the first pipe can be made (out of descriptors), Spawn fails without leaking it.
+TEST_F(Fixture, PipeFailureLeaksNoDescriptor) {
+  int a = dup(0), b = dup(0);  // the two lowest free descriptors
+  ASSERT_GE(a, 0);
+  ASSERT_GT(b, a);
+  close(a);
+  close(b);
+  rlimit old{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+  rlimit low = old;
+  low.rlim_cur = static_cast<rlim_t>(b) + 1;  // room for one pipe (a, b), not for the second
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  ProcessSpec spec;
+  spec.argv = {"true"};
+  auto pid = procs.Spawn(spec, nullptr, nullptr);
+  bool a_open = fcntl(a, F_GETFD) != -1;
+  setrlimit(RLIMIT_NOFILE, &old);
+  EXPECT_FALSE(pid.ok());
+  EXPECT_FALSE(a_open) << "the first pipe was left open";
 }
 
 TEST_F(Fixture, TerminateKillsTheWholeGroup) {

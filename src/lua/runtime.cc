@@ -88,6 +88,9 @@ int Runtime::Await(lua_State* L, std::function<void(Done)> start, std::function<
   wait->cancel = std::move(cancel);
   auto found = threads_.find(L);
   Thread* thread = found == threads_.end() ? nullptr : found->second.get();
+  TaskContext* task = TaskOf(L);
+  // A cancelled attempt that caught the error (pcall) must not start new work and wait for it.
+  if (task && !task->cancel_reason.empty()) return luaL_error(L, "%s", task->cancel_reason.c_str());
   start([this, wait, L](Pusher pusher) {
     if (wait->done) return;
     wait->done = true;
@@ -95,7 +98,6 @@ int Runtime::Await(lua_State* L, std::function<void(Done)> start, std::function<
     if (wait->yielded) loop_.Post([this, L] { Resume(L, 0); });
   });
   if (wait->done) return wait->pusher(L);
-  TaskContext* task = TaskOf(L);
   if (thread && lua_isyieldable(L)) {
     wait->yielded = true;
     thread->wait = wait;
@@ -104,8 +106,10 @@ int Runtime::Await(lua_State* L, std::function<void(Done)> start, std::function<
   // Not one of our coroutines (top-level code, or a user's own coroutine): drive the loop here.
   loop_.RunUntil([&] { return wait->done || (task && !task->cancel_reason.empty()); });
   if (!wait->done) {
+    wait->done = true;  // a late completion is ignored
     if (wait->cancel) wait->cancel();
-    return luaL_error(L, "%s", task->cancel_reason.c_str());
+    if (task && !task->cancel_reason.empty()) return luaL_error(L, "%s", task->cancel_reason.c_str());
+    return luaL_error(L, "internal error: the wait can never finish (nothing left to wait for)");
   }
   return wait->pusher(L);
 }
@@ -138,7 +142,10 @@ void Runtime::Resume(lua_State* co, int nargs) {
   if (it == threads_.end()) return;
   it->second->resumed_at = Clock::now();
   int nresults = 0;
+  Thread* outer = running_;
+  running_ = it->second.get();
   int status = lua_resume(co, L_, nargs, &nresults);
+  running_ = outer;
   if (status != LUA_YIELD) return Finish(co, status);
   if (threads_.at(co)->wait) return;  // waits in Await: its completion resumes it
   // Preempted by the hook or a bare coroutine.yield(): let the loop breathe, then go on.
@@ -156,7 +163,12 @@ void Runtime::Finish(lua_State* co, int status) {
 
 TaskContext* Runtime::TaskOf(lua_State* L) const {
   auto it = threads_.find(L);
-  return it == threads_.end() ? nullptr : it->second->task;
+  if (it != threads_.end()) return it->second->task;
+  // A user's own coroutine (a live one, not one of ours that just finished) works for the task
+  // whose coroutine resumed it.
+  lua_Debug ar;
+  if (L == L_ || !running_ || lua_status(L) != LUA_OK || !lua_getstack(L, 0, &ar)) return nullptr;
+  return running_->task;
 }
 
 void Runtime::CancelTask(TaskContext* task, const std::string& reason) {
@@ -165,9 +177,9 @@ void Runtime::CancelTask(TaskContext* task, const std::string& reason) {
   for (auto& [co, thread] : threads_) {
     if (thread->task != task || !thread->wait || thread->wait->done) continue;
     auto wait = thread->wait;
-    if (wait->cancel) wait->cancel();
-    wait->done = true;  // a late completion is ignored
+    wait->done = true;  // first: a completion that the cancel triggers is ignored
     wait->pusher = [](lua_State*) { return 0; };
+    if (wait->cancel) wait->cancel();
     lua_State* L = co;
     loop_.Post([this, L] { Resume(L, 0); });
   }
@@ -175,16 +187,20 @@ void Runtime::CancelTask(TaskContext* task, const std::string& reason) {
 
 void Runtime::Hook(lua_State* L, lua_Debug* ar) {
   Runtime& rt = From(L);
-  if (L == rt.L_ && rt.load_deadline_ && Clock::now() > *rt.load_deadline_) {
+  if (rt.load_deadline_ && Clock::now() > *rt.load_deadline_) {  // also a user's coroutine
     luaL_error(L, "loading took longer than %s (an endless loop at load time?)",
                FormatHuman(rt.options_.load_timeout).c_str());
   }
   auto it = rt.threads_.find(L);
-  TaskContext* task = it == rt.threads_.end() ? nullptr : it->second->task;
+  TaskContext* task = rt.TaskOf(L);
   Clock::time_point now = Clock::now();
   if (task && task->cancel_reason.empty() && task->deadline && now >= *task->deadline)
     task->cancel_reason = task->deadline_reason;
-  if (task && !task->cancel_reason.empty()) luaL_error(L, "%s", task->cancel_reason.c_str());
+  if (task && !task->cancel_reason.empty()) {
+    // The bare reason, like a cancelled wait's error: it must start with "timed out" (on_timeout).
+    lua_pushstring(L, task->cancel_reason.c_str());
+    lua_error(L);
+  }
   if (it == rt.threads_.end() || !lua_isyieldable(L)) return;
   if (now - it->second->resumed_at > kTimeSlice || SignalPending()) lua_yield(L, 0);
 }

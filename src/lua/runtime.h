@@ -129,6 +129,9 @@ class Runtime {
   std::optional<Clock::time_point> load_deadline_;
   std::vector<std::pair<std::string, std::string>> extra_env_;
   std::unordered_map<lua_State*, std::unique_ptr<Thread>> threads_;
+  // The one of our coroutines being resumed (a user's own coroutine runs inside it and works
+  // for its task).
+  Thread* running_ = nullptr;
   friend void* LuaAlloc(void*, void*, size_t, size_t);
 };
 

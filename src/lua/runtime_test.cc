@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "lua/test_util.h"
 
 using namespace std::chrono_literals;
@@ -80,8 +82,23 @@ TEST_F(RuntimeTest, BusyLoopTimeoutErrorIsTheReason) {
   TaskContext task = MakeTask(env.dir());
   task.deadline = Clock::now() + 100ms;
   task.deadline_reason = "timed out after 100ms";
-  Status s = env.RunInTask("while true do end", &task);
+  Status s = env.RunInTask("local function spin() while true do end end\nspin()", &task);
   EXPECT_EQ(s.message(), "timed out after 100ms");
+}
+
+// The load-time limit also covers a user's coroutine started by top-level code.
+TEST_F(RuntimeTest, LoadTimeoutCoversUserCoroutines) {
+  RuntimeOptions options;
+  options.load_timeout = 200ms;
+  LuaEnv env(options);
+  std::string path = env.dir() + "/busy.sloth";
+  std::ofstream(path) << "local t0 = os.clock()\n"
+                         "coroutine.wrap(function() while os.clock() - t0 < 3 do end end)()\n";
+  Clock::time_point start = Clock::now();
+  Status s = env.rt().RunFile(path);
+  EXPECT_LT(Clock::now() - start, 2s);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("loading took longer"), std::string::npos) << s.message();
 }
 
 }  // namespace

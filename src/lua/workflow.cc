@@ -468,6 +468,7 @@ AttemptResult LuaExecutor::Collect(size_t i, lua_State* co, int status) {
   r.outcome = kind == "ok" ? AttemptResult::Outcome::kSuccess
               : kind == "skipped" ? AttemptResult::Outcome::kSkipped
                                   : AttemptResult::Outcome::kFailed;
+  r.final = kind == "aborted";
   if (lua_isstring(co, 2)) r.message = lua_tostring(co, 2);
   int& output_ref = deps_view_->output_refs[i];
   luaL_unref(L_, LUA_REGISTRYINDEX, output_ref);
@@ -523,6 +524,10 @@ void LuaExecutor::FinishTask(size_t i, const TaskResult& result, std::function<v
     lua_pop(L_, 1);
   }
   lua_pop(L_, 1);
+  // The attempt's timeout or cancellation does not stop its hooks (a cancellation from now on,
+  // Ctrl-C or the run's timeout, does).
+  slots_[i].ctx.cancel_reason.clear();
+  slots_[i].ctx.deadline.reset();
   RunNextHook(i, chain);
 }
 
@@ -531,8 +536,6 @@ void LuaExecutor::RunNextHook(size_t i, std::shared_ptr<HookChain> chain) {
   if (chain->hooks.empty()) return chain->done();
   std::string hook = chain->hooks.front();
   chain->hooks.erase(chain->hooks.begin());
-  slots_[i].ctx.cancel_reason.clear();
-  slots_[i].ctx.deadline.reset();
   PushInternal(L_);
   lua_getfield(L_, -1, "bind_call");
   lua_remove(L_, -2);                             // bind_call

@@ -85,13 +85,14 @@ local function normalize(n, first, second, third)
   return true, second ~= nil and tostring(second) or nil, type(third) == "table" and third or nil
 end
 
--- Returns kind ("skipped" | "failed" | "ok"), message, output.
+-- Returns kind ("skipped" | "aborted" | "failed" | "ok"), message, output. An abort is a failure
+-- that is not retried.
 function internal.run_attempt(def, this, params, deps)
   if def.run_if ~= nil and not condition(def.run_if, this, params, deps) then
     return "skipped", "run_if condition is false"
   end
   if def.abort_if ~= nil and condition(def.abort_if, this, params, deps) then
-    return "failed", "aborted: abort_if condition is true"
+    return "aborted", "aborted: abort_if condition is true"
   end
   if def.pre_hook then
     local ok, msg = bind_call(def.pre_hook, this, params, deps)
@@ -121,5 +122,5 @@ function internal.run_task_now(def, params)
   local ctx = { params = internal.make_params(nil, def.params, params or {}), attempt = 1,
                 workdir = internal.resolve(def.workdir or ".") }
   local kind, msg, output = internal.run_attempt(def, internal.make_this(def, ctx), ctx.params, {})
-  return kind ~= "failed", msg, output
+  return kind == "ok" or kind == "skipped", msg, output
 end
