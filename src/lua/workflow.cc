@@ -272,26 +272,37 @@ class LuaExecutor : public Executor {
   std::shared_ptr<DepsView> deps_view_;  // also holds each task's output (registry refs)
 };
 
+// Copies every key of the table at `from` into the table at `to`.
+void CopyFields(lua_State* L, int from, int to) {
+  if (lua_type(L, from) != LUA_TTABLE) return;
+  lua_pushnil(L);
+  while (lua_next(L, from)) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);  // key key value
+    lua_rawset(L, to);  // key
+  }
+}
+
+// params: the workflow's params, then the task's, then what the run knows about the task.
 void LuaExecutor::PushParams(size_t i) {
-  PushInternal(L_);
-  lua_getfield(L_, -1, "make_params");             // internal make_params
-  lua_remove(L_, -2);
+  lua_createtable(L_, 0, 8);                        // params
+  int params = lua_gettop(L_);
   lua_rawgeti(L_, LUA_REGISTRYINDEX, wf_.ref);
-  lua_getfield(L_, -1, "params");
-  lua_remove(L_, -2);                               // make_params wf_params
+  lua_getfield(L_, -1, "params");                   // params wf wf_params
+  CopyFields(L_, lua_gettop(L_), params);
+  lua_pop(L_, 2);
   PushDef(i);
-  lua_getfield(L_, -1, "params");
-  lua_remove(L_, -2);                               // make_params wf_params task_params
-  lua_createtable(L_, 0, 4);
+  lua_getfield(L_, -1, "params");                   // params def task_params
+  CopyFields(L_, lua_gettop(L_), params);
+  lua_pop(L_, 2);
   lua_pushstring(L_, plan_.task(i).name.c_str());
-  lua_setfield(L_, -2, "task_name");
+  lua_setfield(L_, params, "task_name");
   lua_pushstring(L_, wf_.spec.name.c_str());
-  lua_setfield(L_, -2, "workflow_name");
+  lua_setfield(L_, params, "workflow_name");
   lua_pushstring(L_, slots_[i].ctx.workdir.c_str());
-  lua_setfield(L_, -2, "workdir");
+  lua_setfield(L_, params, "workdir");
   lua_pushstring(L_, info_.stack.c_str());
-  lua_setfield(L_, -2, "stack");
-  lua_call(L_, 3, 1);                               // params
+  lua_setfield(L_, params, "stack");
 }
 
 void LuaExecutor::PushThis(size_t i) {

@@ -34,12 +34,12 @@ local lazy_members = {
   end,
   agent = function(ctx) return { get = method(ctx.agent) } end,
 }
-local contexts = setmetatable({}, { __mode = "k" })
+local CONTEXT = {}  -- private key: the task's context inside its `this`
 local This = {
   __index = function(this, key)
     local make = lazy_members[key]
     if not make then return nil end
-    local value = make(contexts[this])
+    local value = make(rawget(this, CONTEXT))
     rawset(this, key, value)
     return value
   end,
@@ -47,9 +47,7 @@ local This = {
 
 function internal.make_this(def, ctx)
   ctx.name = def.name
-  local this = setmetatable({ params = ctx.params, attempt = ctx.attempt }, This)
-  contexts[this] = ctx
-  return this
+  return setmetatable({ params = ctx.params, attempt = ctx.attempt, [CONTEXT] = ctx }, This)
 end
 
 function internal.make_params(wf_params, task_params, extra)
