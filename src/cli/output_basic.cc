@@ -30,14 +30,16 @@ class BasicRenderer : public Renderer {
     prefix_tasks_ = info.max_parallel.value_or(plan.workflow().config.max_parallel_tasks) > 1;
     std::string title = "Workflow " + plan.workflow().name;
     if (!plan.workflow().description.empty()) title += ": " + plan.workflow().description;
-    Print(Paint(kBold, title) + Paint(kDim, "  (" + std::to_string(selected) + " tasks, stack " +
-                                               info.stack + ")"));
+    Print(Paint(kBold, title) +
+          Paint(kDim, "  (" + std::to_string(selected) +
+                          (selected == 1 ? " task, stack " : " tasks, stack ") + info.stack + ")"));
     if (enhanced_) Print(Paint(kDim, "  run " + info.run_id));
   }
 
   void TaskStarted(size_t i) override { Print(Paint(kBlue, "▶ ") + Name(i)); }
 
-  void TaskRetrying(size_t i, int next, int max, Duration delay, const std::string& error) override {
+  void TaskRetrying(size_t i, int next, int max, Duration delay,
+                    const std::string& error) override {
     Print(Paint(kYellow, "↻ ") + Name(i) + " retry " + std::to_string(next) + "/" +
           std::to_string(max) + " in " + FormatHuman(delay) + Paint(kDim, ": " + FirstLine(error)));
   }
@@ -45,13 +47,20 @@ class BasicRenderer : public Renderer {
   void TaskFinished(size_t i, const TaskResult& r) override {
     const std::string took = " (" + FormatHuman(r.duration) + ")";
     switch (r.status) {
-      case TaskStatus::kSuccess: Print(Paint(kGreen, "✓ ") + Name(i) + Paint(kDim, took)); break;
+      case TaskStatus::kSuccess:
+        Print(Paint(kGreen, "✓ ") + Name(i) + Paint(kDim, took));
+        break;
       case TaskStatus::kUnchanged:
         Print(Paint(kDim, "● ") + Name(i) + " unchanged" + Paint(kDim, took));
         break;
-      case TaskStatus::kSkipped: Print(Paint(kYellow, "⊘ ") + Name(i) + " skipped: " + r.message); break;
-      case TaskStatus::kFailed: Print(Paint(kRed, "✗ ") + Name(i) + ": " + r.error); break;
-      default: break;  // NotRun shows in the summary
+      case TaskStatus::kSkipped:
+        Print(Paint(kYellow, "⊘ ") + Name(i) + " skipped: " + r.message);
+        break;
+      case TaskStatus::kFailed:
+        Print(Paint(kRed, "✗ ") + Name(i) + ": " + r.error);
+        break;
+      default:
+        break;  // NotRun shows in the summary
     }
   }
 
@@ -61,12 +70,23 @@ class BasicRenderer : public Renderer {
     if (prefix_tasks_ && !task.empty()) prefix += Paint(kDim, "[" + task + "] ");
     std::string line(text);
     switch (level) {
-      case LogLevel::kWarn: line = Paint(kYellow, "WARN ") + line; break;
-      case LogLevel::kError: line = Paint(kRed, "ERROR ") + line; break;
-      case LogLevel::kSuccess: line = Paint(kGreen, "✔ ") + line; break;
-      case LogLevel::kDebug: line = Paint(kDim, "DEBUG " + line); break;
-      case LogLevel::kOutput: line = Paint(kDim, "│ ") + line; break;
-      default: break;
+      case LogLevel::kWarn:
+        line = Paint(kYellow, "WARN ") + line;
+        break;
+      case LogLevel::kError:
+        line = Paint(kRed, "ERROR ") + line;
+        break;
+      case LogLevel::kSuccess:
+        line = Paint(kGreen, "✔ ") + line;
+        break;
+      case LogLevel::kDebug:
+        line = Paint(kDim, "DEBUG " + line);
+        break;
+      case LogLevel::kOutput:
+        line = Paint(kDim, "│ ") + line;
+        break;
+      default:
+        break;
     }
     Print(prefix + line);
   }
@@ -75,9 +95,9 @@ class BasicRenderer : public Renderer {
     PrintSummary(plan, o.result);
     if (enhanced_) PrintTimings(plan, o.result);
     const char* colour = o.result.status == RunStatus::kSuccess ? kGreen : kRed;
-    std::string verdict = o.result.status == RunStatus::kSuccess ? "succeeded"
+    std::string verdict = o.result.status == RunStatus::kSuccess     ? "succeeded"
                           : o.result.status == RunStatus::kCancelled ? "was cancelled"
-                                                                      : "failed";
+                                                                     : "failed";
     std::string line = "Workflow " + plan.workflow().name + " " + verdict + " in " +
                        FormatHuman(o.result.duration);
     if (!o.result.error.empty()) line += ": " + o.result.error;
@@ -108,20 +128,22 @@ class BasicRenderer : public Renderer {
                                        static_cast<double>(longest.count()));
       std::string bar;
       for (size_t k = 0; k < std::max<size_t>(width, 1); ++k) bar += "█";
-      Print("  " + name + std::string(name_width - Columns(name) + 2, ' ') + Paint(kBlue, bar) + " " +
-            FormatHuman(r.tasks[i].duration));
+      Print("  " + name + std::string(name_width - Columns(name) + 2, ' ') + Paint(kBlue, bar) +
+            " " + FormatHuman(r.tasks[i].duration));
     }
   }
 
   void PrintSummary(const Plan& plan, const RunResult& r) {
-    std::vector<std::vector<std::string>> rows = {{"TASK", "STATUS", "DURATION", "ATTEMPTS", "ERROR"}};
+    std::vector<std::vector<std::string>> rows = {
+        {"TASK", "STATUS", "DURATION", "ATTEMPTS", "ERROR"}};
     for (size_t i : plan.order()) {
       if (!plan.selected(i)) continue;
       const TaskResult& t = r.tasks[i];
       bool ran = t.attempts > 0;
       std::string note = t.status == TaskStatus::kSkipped ? t.message : FirstLine(t.error);
       rows.push_back({plan.task(i).name, std::string(TaskStatusName(t.status)),
-                      ran ? FormatHuman(t.duration) : "-", ran ? std::to_string(t.attempts) : "-", note});
+                      ran ? FormatHuman(t.duration) : "-", ran ? std::to_string(t.attempts) : "-",
+                      note});
     }
     std::vector<size_t> width(5, 0);
     for (const auto& row : rows)
