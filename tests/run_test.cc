@@ -75,7 +75,8 @@ TEST(Run, TaskSelectionAcrossWorkflowsRunsOnlyThoseThatHaveTheTask) {
 
 TEST(Run, AnAbortIsNotRetried) {
   Sandbox box;
-  box.Write("wf.sloth", "task('t'):retries(3):retry_delay('1ms'):abort_if('true'):command('true'):build()\n");
+  box.Write("wf.sloth",
+            "task('t'):retries(3):retry_delay('1ms'):abort_if('true'):command('true'):build()\n");
   CmdResult r = box.Run({"run", "-f", "wf.sloth", "-o", "json"});
   ASSERT_EQ(r.exit_code, 1) << Describe(r);
   EXPECT_EQ(json::parse(r.out)["tasks"]["t"]["attempts"], 1);
@@ -110,8 +111,9 @@ TEST(Run, BadInputExitsTwo) {
 
 TEST(Run, ATaskErrorPointsAtTheWorkflowFileAndLine) {
   Sandbox box;
-  box.Write("wf.sloth", "local t = task('t')\n  :command(function()\n    error('boom')\n  end)\n  :build()\n"
-                        "workflow.define('w', { tasks = { t } })\n");
+  box.Write("wf.sloth",
+            "local t = task('t')\n  :command(function()\n    error('boom')\n  end)\n  :build()\n"
+            "workflow.define('w', { tasks = { t } })\n");
   CmdResult r = box.Run({"run", "-f", "wf.sloth", "-o", "json"});
   EXPECT_EQ(r.exit_code, 1);
   json doc = json::parse(r.out);
@@ -149,8 +151,9 @@ TEST(Run, InteractiveNeedsATerminal) {
 pid_t StartInBackground(const Sandbox& box, const std::vector<std::string>& args,
                         const std::string& out_file) {
   std::vector<std::string> argv = {"/bin/sh", "-c",
-                                   "cd '" + box.work().string() + "' && exec env SLOTH_RUNNER_HOME='" +
-                                       box.home().string() + "' \"$0\" \"$@\" > '" + out_file + "' 2>&1",
+                                   "cd '" + box.work().string() +
+                                       "' && exec env SLOTH_RUNNER_HOME='" + box.home().string() +
+                                       "' \"$0\" \"$@\" > '" + out_file + "' 2>&1",
                                    SlothBin()};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> cargv;
@@ -170,9 +173,11 @@ pid_t StartInBackground(const Sandbox& box, const std::vector<std::string>& args
 
 TEST(Run, InterruptCancelsTheRunKillsCommandsAndExits130) {
   Sandbox box;
-  box.Write("wf.sloth",
-            "task('slow'):command(function() exec.run('echo $$ > child.pid; exec sleep 30') end):build()\n"
-            "task('never'):depends_on('slow'):command(function() fs.write('never', 'x') end):build()\n");
+  box.Write(
+      "wf.sloth",
+      "task('slow'):command(function() exec.run('echo $$ > child.pid; exec sleep 30') "
+      "end):build()\n"
+      "task('never'):depends_on('slow'):command(function() fs.write('never', 'x') end):build()\n");
   std::string out = (box.root() / "out.json").string();
   pid_t pid = StartInBackground(box, {"run", "-f", "wf.sloth", "-o", "json"}, out);
   ASSERT_GT(pid, 0);
@@ -193,7 +198,6 @@ TEST(Run, InterruptCancelsTheRunKillsCommandsAndExits130) {
   EXPECT_NE(kill(child, 0), 0) << "the command outlived the run";
   EXPECT_FALSE(box.Exists("never"));
 }
-
 
 // Waits up to `seconds` for `pid` to exit; returns its wait status, or -1 if it did not.
 int WaitFor(pid_t pid, int seconds) {

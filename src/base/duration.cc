@@ -12,8 +12,8 @@ struct Unit {
   std::string_view suffix;
   double nanos;
 };
-constexpr Unit kUnits[] = {{"ns", 1},         {"us", 1e3},       {"µs", 1e3},       {"ms", 1e6},
-                           {"s", 1e9},        {"m", 60e9},       {"h", 3600e9},     {"d", 86400e9}};
+constexpr Unit kUnits[] = {{"ns", 1},  {"us", 1e3}, {"µs", 1e3},   {"ms", 1e6},
+                           {"s", 1e9}, {"m", 60e9}, {"h", 3600e9}, {"d", 86400e9}};
 
 bool IsNumberChar(char c) { return (c >= '0' && c <= '9') || c == '.'; }
 

@@ -1,4 +1,5 @@
-// Durations as users write them ("500ms", "30s", "1h30m", or a number of seconds) and as we print them.
+// Durations as users write them ("500ms", "30s", "1h30m", or a number of seconds) and as we print
+// them.
 #pragma once
 
 #include <chrono>

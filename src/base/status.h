@@ -29,7 +29,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : data_(std::move(value)) {}  // NOLINT: implicit on purpose
+  Result(T value) : data_(std::move(value)) {}         // NOLINT: implicit on purpose
   Result(Status status) : data_(std::move(status)) {}  // NOLINT: must be an error status
 
   bool ok() const { return std::holds_alternative<T>(data_); }

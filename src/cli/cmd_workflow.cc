@@ -19,21 +19,28 @@ std::vector<std::string> SlothFilesHere() {
   return files;
 }
 
-nlohmann::ordered_json WorkflowJson(const std::string& file, const LoadedWorkflow& wf, const Plan& plan) {
+nlohmann::ordered_json WorkflowJson(const std::string& file, const LoadedWorkflow& wf,
+                                    const Plan& plan) {
   nlohmann::ordered_json tasks = nlohmann::ordered_json::array();
   for (size_t i : plan.order()) {
     const TaskSpec& t = plan.task(i);
-    tasks.push_back({{"name", t.name}, {"description", t.description}, {"depends_on", t.depends_on}});
+    tasks.push_back(
+        {{"name", t.name}, {"description", t.description}, {"depends_on", t.depends_on}});
   }
-  return {{"file", file}, {"name", wf.spec.name}, {"description", wf.spec.description},
-          {"version", wf.spec.version}, {"tasks", tasks}};
+  return {{"file", file},
+          {"name", wf.spec.name},
+          {"description", wf.spec.description},
+          {"version", wf.spec.version},
+          {"tasks", tasks}};
 }
 
 }  // namespace
 
 int CmdWorkflowList(const GlobalOptions&, const FileOptions& options) {
-  std::vector<std::string> files = options.file.empty() ? SlothFilesHere() : std::vector{options.file};
-  if (files.empty()) return Fail(kExitBadInput, "no -f FILE given and no *.sloth file in this directory");
+  std::vector<std::string> files =
+      options.file.empty() ? SlothFilesHere() : std::vector{options.file};
+  if (files.empty())
+    return Fail(kExitBadInput, "no -f FILE given and no *.sloth file in this directory");
   nlohmann::ordered_json all = nlohmann::ordered_json::array();
   for (const std::string& file : files) {
     int rc = WithLoadedFile(file, [&](LoadedFile& loaded) {

@@ -19,8 +19,8 @@ void TerminalGate::BeforeStart(size_t index, std::function<void(GateAnswer)> ans
 
 void TerminalGate::Ask() {
   std::string name = plan_ ? plan_->task(queue_.front().first).name : "?";
-  std::fprintf(stderr, "? run task %s? [r]un, [s]kip, [a]bort, [c]ontinue without asking: ",
-               name.c_str());
+  std::fprintf(stderr,
+               "? run task %s? [r]un, [s]kip, [a]bort, [c]ontinue without asking: ", name.c_str());
   std::fflush(stderr);
   if (!watching_) {
     loop_.Watch(fd_, EPOLLIN, [this](uint32_t) { OnInput(); });
@@ -41,8 +41,10 @@ void TerminalGate::OnInput() {
     std::string line = buffer_.substr(0, nl);
     buffer_.erase(0, nl + 1);
     char c = line.empty() ? 'r' : line[0];  // Enter alone runs the task
-    if (c == 'r' || c == 'y') Answer(GateAnswer::kRun);
-    else if (c == 's' || c == 'n') Answer(GateAnswer::kSkip);
+    if (c == 'r' || c == 'y')
+      Answer(GateAnswer::kRun);
+    else if (c == 's' || c == 'n')
+      Answer(GateAnswer::kSkip);
     else if (c == 'c') {
       run_all_ = true;
       Answer(GateAnswer::kRun);
@@ -61,7 +63,8 @@ void TerminalGate::Answer(GateAnswer a) {
   auto answer = std::move(queue_.front().second);
   queue_.erase(queue_.begin());
   answer(a);
-  if (!queue_.empty()) Ask();
+  if (!queue_.empty())
+    Ask();
   else if (watching_) {
     loop_.Unwatch(fd_);
     watching_ = false;

@@ -15,9 +15,12 @@ std::optional<RetryStrategy> ParseRetryStrategy(std::string_view name) {
 
 std::string_view RetryStrategyName(RetryStrategy strategy) {
   switch (strategy) {
-    case RetryStrategy::kFixed: return "fixed";
-    case RetryStrategy::kLinear: return "linear";
-    case RetryStrategy::kExponential: return "exponential";
+    case RetryStrategy::kFixed:
+      return "fixed";
+    case RetryStrategy::kLinear:
+      return "linear";
+    case RetryStrategy::kExponential:
+      return "exponential";
   }
   return "fixed";
 }

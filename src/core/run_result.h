@@ -18,18 +18,18 @@ std::string_view TaskStatusName(TaskStatus status);
 struct AttemptResult {
   enum class Outcome { kSuccess, kFailed, kSkipped };
   Outcome outcome = Outcome::kSuccess;
-  bool changed = true;        // false when the task reported changed = false
-  std::string message;        // the task's message (success) or error text (failure)
-  std::string output_json;    // the output table as JSON text ("{}" when none)
-  bool final = false;         // a failure that retrying cannot change (abort_if)
+  bool changed = true;      // false when the task reported changed = false
+  std::string message;      // the task's message (success) or error text (failure)
+  std::string output_json;  // the output table as JSON text ("{}" when none)
+  bool final = false;       // a failure that retrying cannot change (abort_if)
 };
 
 struct TaskResult {
   TaskStatus status = TaskStatus::kPending;
   Duration duration{};
   int attempts = 0;
-  std::string message;       // success message, or why it was skipped
-  std::string error;         // failure text
+  std::string message;  // success message, or why it was skipped
+  std::string error;    // failure text
   std::string output_json = "{}";
   bool changed = false;
 };
@@ -40,7 +40,7 @@ std::string_view RunStatusName(RunStatus status);
 struct RunResult {
   RunStatus status = RunStatus::kSuccess;
   Duration duration{};
-  std::string error;  // run-level failure (workflow timeout), if any
+  std::string error;              // run-level failure (workflow timeout), if any
   std::vector<TaskResult> tasks;  // indexed like the plan's tasks
 };
 

@@ -11,8 +11,8 @@ bool IsFinal(TaskStatus s) {
 
 }  // namespace
 
-Scheduler::Scheduler(const Plan& plan, SchedulerOptions options, Executor& executor,
-                     Timers& timers, Progress& progress)
+Scheduler::Scheduler(const Plan& plan, SchedulerOptions options, Executor& executor, Timers& timers,
+                     Progress& progress)
     : plan_(plan),
       options_(options),
       executor_(executor),
@@ -35,8 +35,10 @@ void Scheduler::Start() {
   begun_ = true;
   started_ = timers_.Now();
   for (size_t i = 0; i < plan_.size(); ++i) {
-    if (!plan_.selected(i)) result_.tasks[i].status = TaskStatus::kNotRun;
-    else if (unsettled_deps_[i] == 0) candidates_.insert(rank_[i]);
+    if (!plan_.selected(i))
+      result_.tasks[i].status = TaskStatus::kNotRun;
+    else if (unsettled_deps_[i] == 0)
+      candidates_.insert(rank_[i]);
   }
   if (options_.run_timeout && !hard_stop_) {
     std::string reason = "workflow timed out after " + FormatHuman(*options_.run_timeout);
@@ -86,9 +88,12 @@ bool Scheduler::DependencyBlocked(size_t i, std::string* reason) const {
     TaskStatus s = result_.tasks[d].status;
     if (!IsFinal(s) || satisfied_[d]) continue;
     const std::string& name = plan_.task(d).name;
-    if (s == TaskStatus::kFailed) *reason = "dependency " + name + " failed";
-    else if (s == TaskStatus::kNotRun) *reason = "dependency " + name + " did not run";
-    else *reason = "dependency " + name + " was skipped";
+    if (s == TaskStatus::kFailed)
+      *reason = "dependency " + name + " failed";
+    else if (s == TaskStatus::kNotRun)
+      *reason = "dependency " + name + " did not run";
+    else
+      *reason = "dependency " + name + " was skipped";
     return true;
   }
   return false;
@@ -172,7 +177,8 @@ void Scheduler::StartAttempt(size_t i) {
       executor_.CancelAttempt(i, reason);
     });
   }
-  executor_.StartAttempt(i, s.attempt, [this, i](AttemptResult r) { AttemptDone(i, std::move(r)); });
+  executor_.StartAttempt(i, s.attempt,
+                         [this, i](AttemptResult r) { AttemptDone(i, std::move(r)); });
 }
 
 void Scheduler::AttemptDone(size_t i, AttemptResult r) {
@@ -188,7 +194,7 @@ void Scheduler::AttemptDone(size_t i, AttemptResult r) {
   t.output_json = r.output_json.empty() ? "{}" : r.output_json;
   if (r.outcome != AttemptResult::Outcome::kFailed) {
     bool skipped = r.outcome == AttemptResult::Outcome::kSkipped;
-    t.status = skipped ? TaskStatus::kSkipped
+    t.status = skipped     ? TaskStatus::kSkipped
                : r.changed ? TaskStatus::kSuccess
                            : TaskStatus::kUnchanged;
     t.message = r.message;
@@ -225,9 +231,9 @@ void Scheduler::Finish(size_t i, TaskResult r) {
 }
 
 void Scheduler::Settle(size_t i, TaskResult r) {
-  satisfied_[i] = r.status == TaskStatus::kSuccess || r.status == TaskStatus::kUnchanged ||
-                  (r.status == TaskStatus::kSkipped &&
-                   (state_[i].attempt > 0 || state_[i].skipped_by_gate));
+  satisfied_[i] =
+      r.status == TaskStatus::kSuccess || r.status == TaskStatus::kUnchanged ||
+      (r.status == TaskStatus::kSkipped && (state_[i].attempt > 0 || state_[i].skipped_by_gate));
   if (result_.tasks[i].status == TaskStatus::kRunning) --active_;
   result_.tasks[i] = std::move(r);
   // A dependent becomes a candidate when all its dependencies are final, or at once when this
@@ -263,22 +269,32 @@ void Scheduler::MaybeFinish() {
 
 std::string_view TaskStatusName(TaskStatus status) {
   switch (status) {
-    case TaskStatus::kPending: return "Pending";
-    case TaskStatus::kRunning: return "Running";
-    case TaskStatus::kSuccess: return "Success";
-    case TaskStatus::kFailed: return "Failed";
-    case TaskStatus::kSkipped: return "Skipped";
-    case TaskStatus::kUnchanged: return "Unchanged";
-    case TaskStatus::kNotRun: return "NotRun";
+    case TaskStatus::kPending:
+      return "Pending";
+    case TaskStatus::kRunning:
+      return "Running";
+    case TaskStatus::kSuccess:
+      return "Success";
+    case TaskStatus::kFailed:
+      return "Failed";
+    case TaskStatus::kSkipped:
+      return "Skipped";
+    case TaskStatus::kUnchanged:
+      return "Unchanged";
+    case TaskStatus::kNotRun:
+      return "NotRun";
   }
   return "Unknown";
 }
 
 std::string_view RunStatusName(RunStatus status) {
   switch (status) {
-    case RunStatus::kSuccess: return "success";
-    case RunStatus::kFailed: return "failed";
-    case RunStatus::kCancelled: return "cancelled";
+    case RunStatus::kSuccess:
+      return "success";
+    case RunStatus::kFailed:
+      return "failed";
+    case RunStatus::kCancelled:
+      return "cancelled";
   }
   return "failed";
 }

@@ -61,18 +61,18 @@ class Scheduler {
   Timers& timers_;
   Progress& progress_;
   std::vector<TaskState> state_;
-  std::vector<bool> satisfied_;  // final and good enough for dependents
-  std::vector<size_t> rank_;     // position of each task in the plan's order
+  std::vector<bool> satisfied_;         // final and good enough for dependents
+  std::vector<size_t> rank_;            // position of each task in the plan's order
   std::vector<size_t> unsettled_deps_;  // dependencies not final yet
-  std::set<size_t> candidates_;  // ranks of pending tasks whose dependencies are all final
-  size_t active_ = 0;            // tasks in kRunning (attempts, retry waits, hooks)
+  std::set<size_t> candidates_;         // ranks of pending tasks whose dependencies are all final
+  size_t active_ = 0;                   // tasks in kRunning (attempts, retry waits, hooks)
   bool has_async_ = false;
   RunResult result_;
   Clock::time_point started_;
   uint64_t run_timer_ = 0;
   int running_counted_ = 0;  // running tasks that count against max_parallel
   bool stopping_ = false;    // no new task starts (fail_fast, cancel, run timeout)
-  bool hard_stop_ = false;  // cancel or run timeout: no retries either
+  bool hard_stop_ = false;   // cancel or run timeout: no retries either
   bool cancelled_ = false;
   bool begun_ = false;  // Start() was called
   bool pumping_ = false;

@@ -17,7 +17,8 @@ struct TaskSpec {
   std::string source;  // "file:line" where the task was defined, for error messages
   std::vector<std::string> depends_on;
   RetryPolicy retry;
-  bool retry_set = false;  // the task said retries itself (else the workflow's retry_policy applies)
+  bool retry_set =
+      false;  // the task said retries itself (else the workflow's retry_policy applies)
   std::optional<Duration> timeout;
   bool async = false;  // runs alongside siblings without counting against max_parallel_tasks
   std::string workdir;

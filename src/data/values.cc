@@ -15,8 +15,10 @@ void DeepMerge(nlohmann::json& base, const nlohmann::json& overlay) {
     return;
   }
   for (const auto& [key, value] : overlay.items()) {
-    if (base.contains(key)) DeepMerge(base[key], value);
-    else base[key] = value;
+    if (base.contains(key))
+      DeepMerge(base[key], value);
+    else
+      base[key] = value;
   }
 }
 
@@ -36,7 +38,8 @@ Status ApplySet(nlohmann::json& values, const std::string& assignment) {
     bool index = node->is_array() && part.find_first_not_of("0123456789") == std::string::npos;
     if (index) {
       size_t i = std::stoul(part);
-      if (i > node->size()) return Status::Error("--set: index " + part + " is past the end of " + path);
+      if (i > node->size())
+        return Status::Error("--set: index " + part + " is past the end of " + path);
       if (i == node->size()) node->push_back(nullptr);
       node = &(*node)[i];
       continue;

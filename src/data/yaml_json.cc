@@ -12,7 +12,8 @@ namespace {
 nlohmann::json Convert(const YAML::Node& node) {
   switch (node.Type()) {
     case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined: return nullptr;
+    case YAML::NodeType::Undefined:
+      return nullptr;
     case YAML::NodeType::Scalar:
       if (node.Tag() == "!") return node.Scalar();  // quoted: always a string
       return TypedScalar(node.Scalar());
@@ -48,12 +49,18 @@ void Emit(YAML::Emitter& out, const nlohmann::json& v) {
     case nlohmann::json::value_t::string: {
       const std::string& s = v.get_ref<const std::string&>();
       // Quote strings that would read back as another type.
-      if (!TypedScalar(s).is_string() || s.empty()) out << YAML::DoubleQuoted << s;
-      else out << s;
+      if (!TypedScalar(s).is_string() || s.empty())
+        out << YAML::DoubleQuoted << s;
+      else
+        out << s;
       return;
     }
-    case nlohmann::json::value_t::null: out << YAML::Null; return;
-    case nlohmann::json::value_t::boolean: out << v.get<bool>(); return;
+    case nlohmann::json::value_t::null:
+      out << YAML::Null;
+      return;
+    case nlohmann::json::value_t::boolean:
+      out << v.get<bool>();
+      return;
     case nlohmann::json::value_t::number_float: {
       // Keep a decimal point so that 1.0 reads back as a float, not an integer.
       std::string text = nlohmann::json(v.get<double>()).dump();
@@ -61,7 +68,9 @@ void Emit(YAML::Emitter& out, const nlohmann::json& v) {
       out << text;
       return;
     }
-    default: out << v.dump(); return;
+    default:
+      out << v.dump();
+      return;
   }
 }
 
@@ -77,7 +86,8 @@ nlohmann::json TypedScalar(const std::string& s) {
   if (s == "false" || s == "False" || s == "FALSE") return false;
   try {
     if (std::regex_match(s, kInt)) return static_cast<int64_t>(std::stoll(s));
-    if (std::regex_match(s, kHex)) return static_cast<int64_t>(std::stoll(s.substr(2), nullptr, 16));
+    if (std::regex_match(s, kHex))
+      return static_cast<int64_t>(std::stoll(s.substr(2), nullptr, 16));
     if (std::regex_match(s, kOct)) return static_cast<int64_t>(std::stoll(s.substr(2), nullptr, 8));
     if (std::regex_match(s, kFloat)) return std::stod(s);
   } catch (const std::out_of_range&) {

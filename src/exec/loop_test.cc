@@ -34,8 +34,13 @@ TEST(Loop, PostFromAnotherThreadRunsOnLoop) {
   std::thread::id ran_on;
   bool done = false;
   loop.Ref();
-  std::thread t([&] { loop.Post([&] {
-    loop.Unref(); ran_on = std::this_thread::get_id(); done = true; }); });
+  std::thread t([&] {
+    loop.Post([&] {
+      loop.Unref();
+      ran_on = std::this_thread::get_id();
+      done = true;
+    });
+  });
   loop.RunUntil([&] { return done; });
   t.join();
   EXPECT_EQ(ran_on, std::this_thread::get_id());

@@ -17,9 +17,9 @@
 namespace sloth {
 
 struct ProcessSpec {
-  std::vector<std::string> argv;  // argv[0] is looked up on PATH
-  std::string cwd;                // empty: inherit
-  std::vector<std::string> env;   // the complete environment, KEY=VALUE
+  std::vector<std::string> argv;          // argv[0] is looked up on PATH
+  std::string cwd;                        // empty: inherit
+  std::vector<std::string> env;           // the complete environment, KEY=VALUE
   std::optional<std::string> stdin_data;  // none: /dev/null
 };
 

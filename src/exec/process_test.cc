@@ -26,7 +26,10 @@ struct Fixture : ::testing::Test {
     std::optional<ProcessExit> result;
     spec.env = Env();
     auto pid = procs.Spawn(
-        spec, [&](bool, std::string_view l) { if (lines) lines->emplace_back(l); },
+        spec,
+        [&](bool, std::string_view l) {
+          if (lines) lines->emplace_back(l);
+        },
         [&](ProcessExit e) { result = std::move(e); });
     if (!pid.ok()) return std::nullopt;
     loop.RunUntil([&] { return result.has_value(); });

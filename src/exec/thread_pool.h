@@ -29,8 +29,8 @@ class ThreadPool {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::pair<std::function<void()>, std::function<void()>>> queue_;  // guarded by mu_
-  bool stopping_ = false;                                                     // guarded by mu_
-  size_t idle_ = 0;                                                           // guarded by mu_
+  bool stopping_ = false;                                                      // guarded by mu_
+  size_t idle_ = 0;                                                            // guarded by mu_
   std::vector<std::thread> threads_;
 };
 

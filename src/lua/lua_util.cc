@@ -16,7 +16,7 @@ char kArrayMetaKey;  // registry key of the metatable that marks arrays
 void PushArrayMeta(lua_State* L) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &kArrayMetaKey) != LUA_TTABLE) {  // meta?
     lua_pop(L, 1);
-    lua_newtable(L);                                                      // meta
+    lua_newtable(L);  // meta
     lua_pushstring(L, "array");
     lua_setfield(L, -2, "__name");
     lua_pushvalue(L, -1);
@@ -57,11 +57,15 @@ constexpr size_t kMaxDepth = 512;
 
 nlohmann::json Convert(lua_State* L, int index, std::unordered_set<const void*>& seen) {
   index = lua_absindex(L, index);
-  if (seen.size() > kMaxDepth) luaL_error(L, "cannot convert a table nested deeper than %d levels", static_cast<int>(kMaxDepth));
+  if (seen.size() > kMaxDepth)
+    luaL_error(L, "cannot convert a table nested deeper than %d levels",
+               static_cast<int>(kMaxDepth));
   luaL_checkstack(L, 4, "table nested too deeply");
   switch (lua_type(L, index)) {
-    case LUA_TNIL: return nullptr;
-    case LUA_TBOOLEAN: return lua_toboolean(L, index) != 0;
+    case LUA_TNIL:
+      return nullptr;
+    case LUA_TBOOLEAN:
+      return lua_toboolean(L, index) != 0;
     case LUA_TNUMBER:
       if (lua_isinteger(L, index)) return static_cast<int64_t>(lua_tointeger(L, index));
       if (!std::isfinite(lua_tonumber(L, index))) return nullptr;
@@ -92,15 +96,16 @@ nlohmann::json Convert(lua_State* L, int index, std::unordered_set<const void*>&
         while (lua_next(L, index)) {
           lua_pushvalue(L, -2);  // key value key
           std::string key = luaL_tolstring(L, -1, nullptr);
-          lua_pop(L, 2);         // key value
+          lua_pop(L, 2);  // key value
           out[key] = Convert(L, -1, seen);
-          lua_pop(L, 1);         // key
+          lua_pop(L, 1);  // key
         }
       }
       seen.erase(p);
       return out;
     }
-    default: break;
+    default:
+      break;
   }
   std::string text = luaL_tolstring(L, index, nullptr);
   lua_pop(L, 1);
@@ -135,18 +140,26 @@ void MarkArray(lua_State* L, int index) {
 void PushJson(lua_State* L, const nlohmann::json& value) {
   luaL_checkstack(L, 4, "JSON nesting too deep");
   switch (value.type()) {
-    case nlohmann::json::value_t::null: PushNull(L); return;
-    case nlohmann::json::value_t::boolean: lua_pushboolean(L, value.get<bool>()); return;
+    case nlohmann::json::value_t::null:
+      PushNull(L);
+      return;
+    case nlohmann::json::value_t::boolean:
+      lua_pushboolean(L, value.get<bool>());
+      return;
     case nlohmann::json::value_t::number_integer:
       lua_pushinteger(L, value.get<int64_t>());
       return;
     case nlohmann::json::value_t::number_unsigned: {
       uint64_t u = value.get<uint64_t>();
-      if (u > static_cast<uint64_t>(LUA_MAXINTEGER)) lua_pushnumber(L, static_cast<double>(u));
-      else lua_pushinteger(L, static_cast<lua_Integer>(u));
+      if (u > static_cast<uint64_t>(LUA_MAXINTEGER))
+        lua_pushnumber(L, static_cast<double>(u));
+      else
+        lua_pushinteger(L, static_cast<lua_Integer>(u));
       return;
     }
-    case nlohmann::json::value_t::number_float: lua_pushnumber(L, value.get<double>()); return;
+    case nlohmann::json::value_t::number_float:
+      lua_pushnumber(L, value.get<double>());
+      return;
     case nlohmann::json::value_t::string: {
       const auto& s = value.get_ref<const std::string&>();
       lua_pushlstring(L, s.data(), s.size());
@@ -170,7 +183,8 @@ void PushJson(lua_State* L, const nlohmann::json& value) {
       }
       return;
     }
-    default: lua_pushnil(L);
+    default:
+      lua_pushnil(L);
   }
 }
 
@@ -242,7 +256,7 @@ Duration CheckDuration(lua_State* L, int index) {
 std::optional<Duration> OptDuration(lua_State* L, int index, const char* field) {
   int t = GetOption(L, index, field);
   if (t == LUA_TNIL) return lua_pop(L, 1), std::nullopt;
-  Result<Duration> d = t == LUA_TNUMBER ? DurationFromSeconds(lua_tonumber(L, -1))
+  Result<Duration> d = t == LUA_TNUMBER   ? DurationFromSeconds(lua_tonumber(L, -1))
                        : t == LUA_TSTRING ? ParseDuration(lua_tostring(L, -1))
                                           : Result<Duration>(Status::Error("not a duration"));
   if (!d.ok()) FieldError(L, field, "a duration (\"30s\", \"5m\" or seconds)");
@@ -253,7 +267,8 @@ std::optional<Duration> OptDuration(lua_State* L, int index, const char* field) 
 std::vector<std::string> OptStringList(lua_State* L, int index, const char* field) {
   std::vector<std::string> out;
   int t = GetOption(L, index, field);
-  if (t == LUA_TSTRING) out.emplace_back(lua_tostring(L, -1));
+  if (t == LUA_TSTRING)
+    out.emplace_back(lua_tostring(L, -1));
   else if (t == LUA_TTABLE) {
     for (lua_Integer i = 1; lua_rawgeti(L, -1, i) != LUA_TNIL; ++i) {
       if (!lua_isstring(L, -1)) FieldError(L, field, "a list of strings");

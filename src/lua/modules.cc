@@ -22,7 +22,7 @@ const std::vector<const Module*>& AllModules() {
 namespace {
 
 void OpenModule(lua_State* L, const Module& m) {
-  lua_newtable(L);                                           // M
+  lua_newtable(L);  // M
   for (const ModuleFunction& f : m.functions) {
     if (!f.fn) continue;
     lua_pushcfunction(L, f.fn);
@@ -36,23 +36,23 @@ void OpenModule(lua_State* L, const Module& m) {
   if (m.lua_code) {
     std::string chunk = std::string("=[module ") + m.name + "]";
     if (luaL_loadbufferx(L, m.lua_code, std::strlen(m.lua_code), chunk.c_str(), "t") != LUA_OK)
-      lua_error(L);                                          // M fn
-    lua_pushvalue(L, -2);                                    // M fn M
-    lua_call(L, 1, 0);                                       // M
+      lua_error(L);        // M fn
+    lua_pushvalue(L, -2);  // M fn M
+    lua_call(L, 1, 0);     // M
   }
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);  // M loaded
   lua_pushvalue(L, -2);
-  lua_setfield(L, -2, m.name);                               // M loaded
+  lua_setfield(L, -2, m.name);  // M loaded
   for (const char* alias : m.aliases) {
     lua_pushvalue(L, -2);
     lua_setfield(L, -2, alias);
   }
-  lua_pop(L, 1);                                             // M
+  lua_pop(L, 1);  // M
   for (const char* alias : m.aliases) {
     lua_pushvalue(L, -1);
     lua_setglobal(L, alias);
   }
-  lua_setglobal(L, m.name);                                  // (empty)
+  lua_setglobal(L, m.name);  // (empty)
 }
 
 }  // namespace

@@ -21,12 +21,13 @@ char kInternalKey;
 
 // internal.duration(v) -> seconds | nil, err
 int Duration_(lua_State* L) {
-  Result<Duration> d = lua_type(L, 1) == LUA_TNUMBER ? DurationFromSeconds(lua_tonumber(L, 1))
-                       : lua_type(L, 1) == LUA_TSTRING
-                           ? ParseDuration(lua_tostring(L, 1))
-                           : Result<Duration>(Status::Error(
-                                 std::string("expected a duration (\"30s\", \"5m\" or seconds), got ") +
-                                 luaL_typename(L, 1)));
+  Result<Duration> d =
+      lua_type(L, 1) == LUA_TNUMBER ? DurationFromSeconds(lua_tonumber(L, 1))
+      : lua_type(L, 1) == LUA_TSTRING
+          ? ParseDuration(lua_tostring(L, 1))
+          : Result<Duration>(Status::Error(
+                std::string("expected a duration (\"30s\", \"5m\" or seconds), got ") +
+                luaL_typename(L, 1)));
   if (!d.ok()) return PushFailure(L, d.error());
   lua_pushnumber(L, std::chrono::duration<double>(*d).count());
   return 1;
@@ -81,10 +82,14 @@ void RunChunk(lua_State* L, const char* name, const char* code) {
 void PushInternal(lua_State* L) { lua_rawgetp(L, LUA_REGISTRYINDEX, &kInternalKey); }
 
 void LoadPrelude(lua_State* L) {
-  static const luaL_Reg helpers[] = {
-      {"duration", Duration_}, {"retry_strategy", RetryStrategy_}, {"shell_command", ShellCommand},
-      {"shell_probe", ShellProbe},   {"is_dir", IsDir},                  {"mkdir_p", MkdirP},
-      {"resolve", Resolve},    {nullptr, nullptr}};
+  static const luaL_Reg helpers[] = {{"duration", Duration_},
+                                     {"retry_strategy", RetryStrategy_},
+                                     {"shell_command", ShellCommand},
+                                     {"shell_probe", ShellProbe},
+                                     {"is_dir", IsDir},
+                                     {"mkdir_p", MkdirP},
+                                     {"resolve", Resolve},
+                                     {nullptr, nullptr}};
   luaL_newlib(L, helpers);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &kInternalKey);
   RunChunk(L, "=[prelude compat]", kPreludeCompat);

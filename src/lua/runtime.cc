@@ -108,7 +108,8 @@ int Runtime::Await(lua_State* L, std::function<void(Done)> start, std::function<
   if (!wait->done) {
     wait->done = true;  // a late completion is ignored
     if (wait->cancel) wait->cancel();
-    if (task && !task->cancel_reason.empty()) return luaL_error(L, "%s", task->cancel_reason.c_str());
+    if (task && !task->cancel_reason.empty())
+      return luaL_error(L, "%s", task->cancel_reason.c_str());
     return luaL_error(L, "internal error: the wait can never finish (nothing left to wait for)");
   }
   return wait->pusher(L);
@@ -124,9 +125,9 @@ int Runtime::Continue(lua_State* L, int status, intptr_t ctx) {
 }
 
 lua_State* Runtime::Spawn(int nargs, TaskContext* task, Finished on_finish) {
-  lua_State* co = lua_newthread(L_);              // fn args... co
-  lua_insert(L_, -(nargs + 2));                   // co fn args...
-  lua_xmove(L_, co, nargs + 1);                   // co
+  lua_State* co = lua_newthread(L_);  // fn args... co
+  lua_insert(L_, -(nargs + 2));       // co fn args...
+  lua_xmove(L_, co, nargs + 1);       // co
   auto thread = std::make_unique<Thread>();
   thread->ref = luaL_ref(L_, LUA_REGISTRYINDEX);  // (empty)
   thread->task = task;

@@ -96,7 +96,7 @@ Status ReadConfig(lua_State* L, int index, WorkflowSpec& wf) {
     std::string key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
     int t = lua_type(L, -1);
     if (key == "timeout" || key == "retry_delay") {
-      Result<Duration> d = t == LUA_TNUMBER ? DurationFromSeconds(lua_tonumber(L, -1))
+      Result<Duration> d = t == LUA_TNUMBER   ? DurationFromSeconds(lua_tonumber(L, -1))
                            : t == LUA_TSTRING ? ParseDuration(lua_tostring(L, -1))
                                               : Result<Duration>(Status::Error("not a duration"));
       if (!d.ok()) return lua_pop(L, 2), bad(key + ": " + d.error());
@@ -113,8 +113,9 @@ Status ReadConfig(lua_State* L, int index, WorkflowSpec& wf) {
       if (!s) return lua_pop(L, 2), bad("retry_policy must be fixed, linear or exponential");
       wf.config.retry_policy = *s;
     } else if (key != "environment") {
-      return lua_pop(L, 2), bad(key + " is not a known setting (timeout, max_parallel_tasks, "
-                                      "fail_fast, retry_delay, retry_policy, environment)");
+      return lua_pop(L, 2), bad(key +
+                                " is not a known setting (timeout, max_parallel_tasks, "
+                                "fail_fast, retry_delay, retry_policy, environment)");
     }
     lua_pop(L, 1);
   }
@@ -160,11 +161,11 @@ Result<std::vector<LoadedWorkflow>> LoadWorkflows(Runtime& rt, const std::string
   Status loaded = rt.RunFile(path);
   if (!loaded.ok()) return loaded;
   lua_State* L = rt.state();
-  PushInternal(L);                                 // internal
-  lua_getfield(L, -1, "defs");                     // internal defs
-  lua_getfield(L, -1, "finalize");                 // internal defs finalize
+  PushInternal(L);                  // internal
+  lua_getfield(L, -1, "defs");      // internal defs
+  lua_getfield(L, -1, "finalize");  // internal defs finalize
   lua_pushstring(L, Stem(path).c_str());
-  lua_call(L, 1, 1);                               // internal defs workflows
+  lua_call(L, 1, 1);  // internal defs workflows
   std::vector<LoadedWorkflow> out;
   for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TTABLE; ++i) {
     auto wf = ReadWorkflow(L, -1);
@@ -193,7 +194,9 @@ std::string ErrorWithTraceback(lua_State* co) {
     frames.emplace_back(l);
   }
   lua_pop(co, 1);
-  if (frames.size() > 1 || (frames.size() == 1 && msg.find(frames[0].substr(0, frames[0].find(':'))) == std::string::npos)) {
+  if (frames.size() > 1 ||
+      (frames.size() == 1 &&
+       msg.find(frames[0].substr(0, frames[0].find(':'))) == std::string::npos)) {
     for (size_t i = 0; i < frames.size() && i < 5; ++i) msg += "\n    at " + frames[i];
   }
   return msg;
@@ -285,14 +288,14 @@ void CopyFields(lua_State* L, int from, int to) {
 
 // params: the workflow's params, then the task's, then what the run knows about the task.
 void LuaExecutor::PushParams(size_t i) {
-  lua_createtable(L_, 0, 8);                        // params
+  lua_createtable(L_, 0, 8);  // params
   int params = lua_gettop(L_);
   lua_rawgeti(L_, LUA_REGISTRYINDEX, wf_.ref);
-  lua_getfield(L_, -1, "params");                   // params wf wf_params
+  lua_getfield(L_, -1, "params");  // params wf wf_params
   CopyFields(L_, lua_gettop(L_), params);
   lua_pop(L_, 2);
   PushDef(i);
-  lua_getfield(L_, -1, "params");                   // params def task_params
+  lua_getfield(L_, -1, "params");  // params def task_params
   CopyFields(L_, lua_gettop(L_), params);
   lua_pop(L_, 2);
   lua_pushstring(L_, plan_.task(i).name.c_str());
@@ -308,23 +311,23 @@ void LuaExecutor::PushParams(size_t i) {
 void LuaExecutor::PushThis(size_t i) {
   PushInternal(L_);
   lua_getfield(L_, -1, "make_this");
-  lua_remove(L_, -2);                               // make_this
+  lua_remove(L_, -2);  // make_this
   PushDef(i);
-  lua_createtable(L_, 0, 4);                        // make_this def ctx
+  lua_createtable(L_, 0, 4);  // make_this def ctx
   PushParams(i);
   lua_setfield(L_, -2, "params");
   lua_pushinteger(L_, slots_[i].ctx.attempt);
   lua_setfield(L_, -2, "attempt");
   lua_pushstring(L_, slots_[i].ctx.workdir.c_str());
   lua_setfield(L_, -2, "workdir");
-  lua_call(L_, 2, 1);                               // this
+  lua_call(L_, 2, 1);  // this
 }
 
 // `deps` is a lazy view: deps.<name> looks the task up when it is read (and caches it), so a
 // long chain of tasks costs nothing per ancestor it does not use.
 void LuaExecutor::PushDeps(size_t i) {
-  lua_newtable(L_);                                 // deps
-  lua_createtable(L_, 0, 2);                        // deps meta
+  lua_newtable(L_);           // deps
+  lua_createtable(L_, 0, 2);  // deps meta
   auto* view = static_cast<std::shared_ptr<DepsView>*>(
       lua_newuserdatauv(L_, sizeof(std::shared_ptr<DepsView>), 0));
   new (view) std::shared_ptr<DepsView>(deps_view_);
@@ -334,22 +337,24 @@ void LuaExecutor::PushDeps(size_t i) {
     return 0;
   });
   lua_setfield(L_, -2, "__gc");
-  lua_setmetatable(L_, -2);                         // deps meta view
+  lua_setmetatable(L_, -2);  // deps meta view
   lua_pushinteger(L_, static_cast<lua_Integer>(i));
   lua_pushvalue(L_, -2);
-  lua_pushvalue(L_, -2);                            // deps meta view i view i
+  lua_pushvalue(L_, -2);  // deps meta view i view i
   lua_pushcclosure(L_, DepsIndex, 2);
-  lua_setfield(L_, -4, "__index");                  // deps meta view i
+  lua_setfield(L_, -4, "__index");  // deps meta view i
   lua_pushcclosure(L_, DepsPairs, 2);
-  lua_setfield(L_, -2, "__pairs");                  // deps meta
-  lua_setmetatable(L_, -2);                         // deps
+  lua_setfield(L_, -2, "__pairs");  // deps meta
+  lua_setmetatable(L_, -2);         // deps
 }
 
 // Pushes the output of `d` (an empty table before it produced one).
 void PushOutput(lua_State* L, const DepsView& view, size_t d) {
   int ref = view.output_refs[d];
-  if (ref == LUA_NOREF) lua_newtable(L);
-  else lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+  if (ref == LUA_NOREF)
+    lua_newtable(L);
+  else
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
 }
 
 int DepsIndex(lua_State* L) {
@@ -391,7 +396,8 @@ Status LuaExecutor::PrepareWorkdir(size_t i, int attempt) {
   if (attempt > 1) return Status::Ok();
   if (rt_.options().check_mode && !t.consumes.empty()) {
     // Nothing was produced in a dry run, so there is nothing to consume.
-    rt_.Log(L_, LogLevel::kDebug, "[check] would copy artifacts " + Join(t.consumes, ", ") + " into " + dir);
+    rt_.Log(L_, LogLevel::kDebug,
+            "[check] would copy artifacts " + Join(t.consumes, ", ") + " into " + dir);
     return Status::Ok();
   }
   for (const std::string& pattern : t.consumes) {
@@ -400,7 +406,8 @@ Status LuaExecutor::PrepareWorkdir(size_t i, int attempt) {
     int rc = glob(full.c_str(), 0, nullptr, &g);
     if (rc != 0) {
       globfree(&g);
-      return Status::Error("consumes: no artifact matches \"" + pattern + "\" (was it produced by a task this one depends on?)");
+      return Status::Error("consumes: no artifact matches \"" + pattern +
+                           "\" (was it produced by a task this one depends on?)");
     }
     for (size_t k = 0; k < g.gl_pathc; ++k) {
       fs::path src = g.gl_pathv[k];
@@ -457,14 +464,13 @@ void LuaExecutor::StartAttempt(size_t i, int attempt, std::function<void(Attempt
   lua_pop(L_, 2);
   PushInternal(L_);
   lua_getfield(L_, -1, "run_attempt");
-  lua_remove(L_, -2);                               // run_attempt
+  lua_remove(L_, -2);  // run_attempt
   PushDef(i);
   PushThis(i);
-  lua_getfield(L_, -1, "params");                   // run_attempt def this params
-  PushDeps(i);                                      // run_attempt def this params deps
-  rt_.Spawn(4, &slot.ctx, [this, i, done](lua_State* co, int status) {
-    done(Collect(i, co, status));
-  });
+  lua_getfield(L_, -1, "params");  // run_attempt def this params
+  PushDeps(i);                     // run_attempt def this params deps
+  rt_.Spawn(4, &slot.ctx,
+            [this, i, done](lua_State* co, int status) { done(Collect(i, co, status)); });
 }
 
 AttemptResult LuaExecutor::Collect(size_t i, lua_State* co, int status) {
@@ -476,7 +482,7 @@ AttemptResult LuaExecutor::Collect(size_t i, lua_State* co, int status) {
   }
   // co: kind message output
   std::string kind = lua_tostring(co, 1) ? lua_tostring(co, 1) : "ok";
-  r.outcome = kind == "ok" ? AttemptResult::Outcome::kSuccess
+  r.outcome = kind == "ok"        ? AttemptResult::Outcome::kSuccess
               : kind == "skipped" ? AttemptResult::Outcome::kSkipped
                                   : AttemptResult::Outcome::kFailed;
   r.final = kind == "aborted";
@@ -503,7 +509,8 @@ void LuaExecutor::CopyArtifacts(size_t i) {
     glob_t g{};
     std::string full = slots_[i].ctx.workdir + "/" + pattern;
     if (glob(full.c_str(), 0, nullptr, &g) != 0) {
-      rt_.Log(L_, LogLevel::kWarn, "artifact \"" + pattern + "\" of task " + t.name + " matched nothing");
+      rt_.Log(L_, LogLevel::kWarn,
+              "artifact \"" + pattern + "\" of task " + t.name + " matched nothing");
     }
     for (size_t k = 0; k < g.gl_pathc; ++k) {
       fs::path src = g.gl_pathv[k];
@@ -511,7 +518,8 @@ void LuaExecutor::CopyArtifacts(size_t i) {
       std::error_code ec;
       fs::create_directories(dest.parent_path(), ec);
       fs::copy(src, dest, fs::copy_options::overwrite_existing | fs::copy_options::recursive, ec);
-      if (ec) rt_.Log(L_, LogLevel::kWarn, "cannot keep artifact " + src.string() + ": " + ec.message());
+      if (ec)
+        rt_.Log(L_, LogLevel::kWarn, "cannot keep artifact " + src.string() + ": " + ec.message());
     }
     globfree(&g);
   }
@@ -549,18 +557,21 @@ void LuaExecutor::RunNextHook(size_t i, std::shared_ptr<HookChain> chain) {
   chain->hooks.erase(chain->hooks.begin());
   PushInternal(L_);
   lua_getfield(L_, -1, "bind_call");
-  lua_remove(L_, -2);                             // bind_call
+  lua_remove(L_, -2);  // bind_call
   PushDef(i);
   lua_getfield(L_, -1, hook.c_str());
-  lua_remove(L_, -2);                             // bind_call fn
+  lua_remove(L_, -2);  // bind_call fn
   PushThis(i);
-  lua_getfield(L_, -1, "params");                 // bind_call fn this params
+  lua_getfield(L_, -1, "params");  // bind_call fn this params
   if (chain->ok && deps_view_->output_refs[i] != LUA_NOREF)
     lua_rawgeti(L_, LUA_REGISTRYINDEX, deps_view_->output_refs[i]);
-  else if (chain->ok) lua_newtable(L_);
-  else lua_pushstring(L_, chain->error.c_str());
+  else if (chain->ok)
+    lua_newtable(L_);
+  else
+    lua_pushstring(L_, chain->error.c_str());
   rt_.Spawn(4, &slots_[i].ctx, [this, i, hook, chain](lua_State* co, int status) {
-    if (status != LUA_OK) rt_.Log(co, LogLevel::kWarn, hook + " hook failed: " + ErrorWithTraceback(co));
+    if (status != LUA_OK)
+      rt_.Log(co, LogLevel::kWarn, hook + " hook failed: " + ErrorWithTraceback(co));
     RunNextHook(i, chain);
   });
 }

@@ -25,7 +25,7 @@ Result<std::vector<LoadedWorkflow>> LoadWorkflows(Runtime& rt, const std::string
 struct RunInfo {
   std::string stack;
   std::string run_id;
-  std::string artifacts_dir;  // where artifacts of this run are kept
+  std::string artifacts_dir;        // where artifacts of this run are kept
   std::optional<int> max_parallel;  // --parallel
   Gate* gate = nullptr;             // --interactive
 };
