@@ -17,6 +17,7 @@
 #include "cli/terminal_gate.h"
 #include "data/values.h"
 #include "lua/lua_util.h"
+#include "store/sqlite_state_store.h"
 
 namespace fs = std::filesystem;
 
@@ -81,6 +82,16 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
   RuntimeOptions rt_options;
   rt_options.start_dir = fs::current_path().string();
   rt_options.check_mode = options.check;
+  // The `state` module opens the database on first use: runs without state never touch it.
+  std::unique_ptr<SqliteStateStore> state_store;
+  rt_options.state_store = [&state_store, &global]() -> Result<StateStore*> {
+    if (!state_store) {
+      auto opened = SqliteStateStore::Open(DatabasePath(DataDir(global.data_dir)));
+      if (!opened.ok()) return opened.status();
+      state_store = std::move(*opened);
+    }
+    return static_cast<StateStore*>(state_store.get());
+  };
   Runtime rt(loop, rt_options, renderer.get());
   SetValues(rt, *values);
   auto loaded = LoadFile(rt, options.file);

@@ -67,6 +67,22 @@ struct ModulesOptions {
 
 int CmdModulesList(const GlobalOptions& global, const ModulesOptions& options);
 
+// `state list|get|set|delete|clear|stats` (cmd_state.cc).
+struct StateOptions {
+  std::string key;  // KEY, or PREFIX for list and clear
+  std::string value;
+  std::string ttl;  // --ttl: seconds or a duration ("1h"); empty: no expiry
+  std::string output = "table";
+  bool force = false;
+};
+
+int CmdStateList(const GlobalOptions& global, const StateOptions& options);
+int CmdStateGet(const GlobalOptions& global, const StateOptions& options);
+int CmdStateSet(const GlobalOptions& global, const StateOptions& options);
+int CmdStateDelete(const GlobalOptions& global, const StateOptions& options);
+int CmdStateClear(const GlobalOptions& global, const StateOptions& options);
+int CmdStateStats(const GlobalOptions& global, const StateOptions& options);
+
 // The command tree as plain data (main.cc fills it from the parser), for `completion`.
 struct OptionInfo {
   std::vector<std::string> names;  // "-f", "--file"; empty for a positional argument

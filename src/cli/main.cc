@@ -147,6 +147,35 @@ int Main(int argc, char** argv) {
       ->type_name("table|json");
   modules_list_cmd->callback([&] { rc = CmdModulesList(global, modules_list); });
 
+  auto* state = app.add_subcommand("state", "Read and change the persistent key/value state");
+  state->require_subcommand(1);
+  StateOptions st_list, st_get, st_set, st_delete, st_clear, st_stats;
+  auto* state_list = state->add_subcommand("list", "List keys and values (internal keys hidden)");
+  state_list->add_option("prefix", st_list.key, "Only keys starting with this (literal) prefix");
+  state_list->add_option("-o,--output", st_list.output, "table or json")->type_name("table|json");
+  state_list->callback([&] { rc = CmdStateList(global, st_list); });
+  auto* state_get = state->add_subcommand("get", "Print a value (strings raw, the rest as JSON)");
+  state_get->add_option("key", st_get.key, "Key")->required();
+  state_get->callback([&] { rc = CmdStateGet(global, st_get); });
+  auto* state_set =
+      state->add_subcommand("set", "Store a value (JSON if it parses, else a string)");
+  state_set->add_option("key", st_set.key, "Key")->required();
+  state_set->add_option("value", st_set.value, "Value")->required();
+  state_set->add_option("--ttl", st_set.ttl, "Expire after this long (\"1h\", \"90s\", seconds)")
+      ->type_name("DURATION");
+  state_set->callback([&] { rc = CmdStateSet(global, st_set); });
+  auto* state_delete = state->add_subcommand("delete", "Delete a key");
+  state_delete->add_option("key", st_delete.key, "Key")->required();
+  state_delete->callback([&] { rc = CmdStateDelete(global, st_delete); });
+  auto* state_clear = state->add_subcommand("clear", "Delete every key, or those with a prefix");
+  state_clear->add_option("prefix", st_clear.key, "Only keys starting with this (literal) prefix");
+  state_clear->add_flag("--force", st_clear.force,
+                        "Really delete (without it, only says how many)");
+  state_clear->callback([&] { rc = CmdStateClear(global, st_clear); });
+  auto* state_stats = state->add_subcommand("stats", "Show counts of the state store");
+  state_stats->add_option("-o,--output", st_stats.output, "table or json")->type_name("table|json");
+  state_stats->callback([&] { rc = CmdStateStats(global, st_stats); });
+
   std::string shell;
   auto* completion = app.add_subcommand("completion", "Print a shell completion script");
   completion->add_option("shell", shell, "bash, zsh or fish")

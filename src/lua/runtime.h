@@ -19,6 +19,8 @@ struct lua_Debug;
 
 namespace sloth {
 
+class StateStore;
+
 enum class LogLevel { kDebug, kInfo, kWarn, kError, kSuccess, kOutput };
 
 // Where log lines and command output go: the CLI's renderer.
@@ -49,6 +51,9 @@ struct RuntimeOptions {
   bool check_mode = false;
   size_t memory_limit = size_t{2} << 30;
   Duration load_timeout = std::chrono::seconds(30);  // top-level code of a workflow file
+  // Opens the store behind the `state` module on its first use, so a run that never uses state
+  // never opens the database. Unset: the `state` functions raise an error.
+  std::function<Result<StateStore*>()> state_store;
 };
 
 class Runtime {

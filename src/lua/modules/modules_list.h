@@ -19,6 +19,7 @@ const Module& EnvModule();
 const Module& WorkdirModule();
 const Module& StringsModule();
 const Module& TimeModule();
+const Module& StateModule();
 
 inline const Module& (*const kModuleList[])() = {
     LogModule,
@@ -34,6 +35,7 @@ inline const Module& (*const kModuleList[])() = {
     CryptoModule,
     TemplateModule,
     HttpModule,
+    StateModule,
 };
 
 }  // namespace sloth

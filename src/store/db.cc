@@ -1,0 +1,187 @@
+#include "store/db.h"
+
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <system_error>
+
+namespace sloth {
+
+Statement::~Statement() {
+  if (stmt_) sqlite3_finalize(stmt_);
+}
+
+Statement::Statement(Statement&& other) noexcept : stmt_(other.stmt_), db_(other.db_) {
+  other.stmt_ = nullptr;
+}
+
+Statement& Statement::operator=(Statement&& other) noexcept {
+  if (this != &other) {
+    if (stmt_) sqlite3_finalize(stmt_);
+    stmt_ = other.stmt_;
+    db_ = other.db_;
+    other.stmt_ = nullptr;
+  }
+  return *this;
+}
+
+Statement& Statement::Bind(int index, int64_t value) {
+  sqlite3_bind_int64(stmt_, index, value);
+  return *this;
+}
+
+Statement& Statement::Bind(int index, double value) {
+  sqlite3_bind_double(stmt_, index, value);
+  return *this;
+}
+
+Statement& Statement::Bind(int index, const std::string& value) {
+  sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+
+Statement& Statement::BindNull(int index) {
+  sqlite3_bind_null(stmt_, index);
+  return *this;
+}
+
+Statement& Statement::Bind(int index, const std::optional<int64_t>& value) {
+  return value ? Bind(index, *value) : BindNull(index);
+}
+
+Result<bool> Statement::Step() {
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  std::string message = sqlite3_errmsg(db_);
+  sqlite3_reset(stmt_);
+  if (rc == SQLITE_BUSY) message = "database is locked (busy timeout expired): " + message;
+  return Status::Error(message);
+}
+
+Status Statement::Run() {
+  for (;;) {
+    Result<bool> row = Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return Status::Ok();
+  }
+}
+
+void Statement::Reset() {
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+}
+
+bool Statement::IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+int64_t Statement::Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+double Statement::Double(int col) const { return sqlite3_column_double(stmt_, col); }
+
+std::string Statement::Text(int col) const {
+  const unsigned char* text = sqlite3_column_text(stmt_, col);
+  if (!text) return "";
+  return std::string(reinterpret_cast<const char*>(text),
+                     static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
+}
+
+std::optional<int64_t> Statement::OptInt(int col) const {
+  if (IsNull(col)) return std::nullopt;
+  return Int(col);
+}
+
+Result<std::unique_ptr<Db>> Db::Open(const std::string& path, int busy_timeout_ms) {
+  std::error_code ec;
+  std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) {
+    std::filesystem::create_directories(parent, ec);
+    if (ec) return Status::Error("cannot create " + parent.string() + ": " + ec.message());
+  }
+  sqlite3* raw = nullptr;
+  int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string message = raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);
+    sqlite3_close(raw);
+    return Status::Error("cannot open " + path + ": " + message);
+  }
+  std::unique_ptr<Db> db(new Db(raw, path));
+  sqlite3_busy_timeout(raw, busy_timeout_ms);
+  // journal_mode returns a row; a read-only file or directory fails here or at the first write.
+  Result<Statement> wal = db->Prepare("PRAGMA journal_mode=WAL");
+  if (!wal.ok()) return Status::Error("cannot open " + path + ": " + wal.error());
+  if (Result<bool> row = wal->Step(); !row.ok())
+    return Status::Error("cannot open " + path + ": " + row.error());
+  if (Status s = db->Exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON"); !s.ok())
+    return Status::Error("cannot open " + path + ": " + s.message());
+  return db;
+}
+
+Db::~Db() { sqlite3_close_v2(db_); }
+
+std::string Db::Error(const std::string& what) const {
+  int rc = sqlite3_errcode(db_);
+  std::string message = sqlite3_errmsg(db_);
+  if (rc == SQLITE_BUSY) message = "database is locked (busy timeout expired): " + message;
+  return what + ": " + message;
+}
+
+Status Db::Exec(const std::string& sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err);
+  if (rc == SQLITE_OK) return Status::Ok();
+  std::string message = err ? err : sqlite3_errstr(rc);
+  sqlite3_free(err);
+  if (rc == SQLITE_BUSY) message = "database is locked (busy timeout expired): " + message;
+  return Status::Error(message);
+}
+
+Result<Statement> Db::Prepare(const std::string& sql) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v2(db_, sql.c_str(), static_cast<int>(sql.size()), &stmt, nullptr);
+  if (rc != SQLITE_OK) return Status::Error(Error("cannot prepare \"" + sql + "\""));
+  return Statement(stmt, db_);
+}
+
+Status Db::Transaction(const std::function<Status()>& body) {
+  if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  Status result = body();
+  if (result.ok()) result = Exec("COMMIT");
+  if (!result.ok() && !sqlite3_get_autocommit(db_)) (void)Exec("ROLLBACK");
+  return result;
+}
+
+Result<int> Db::SchemaVersion() {
+  if (Status s = Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+      !s.ok())
+    return s;
+  Result<Statement> st = Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_version");
+  if (!st.ok()) return st.status();
+  Result<bool> row = st->Step();
+  if (!row.ok()) return row.status();
+  return static_cast<int>(st->Int(0));
+}
+
+Status Db::Migrate(const std::vector<Migration>& migrations) {
+  Result<int> current = SchemaVersion();
+  if (!current.ok()) return current.status();
+  for (const Migration& m : migrations) {
+    if (m.version <= *current) continue;
+    Status s = Transaction([&]() -> Status {
+      // Another process may have migrated while we waited for the write lock.
+      Result<int> now = SchemaVersion();
+      if (!now.ok()) return now.status();
+      if (m.version <= *now) return Status::Ok();
+      if (Status e = Exec(m.sql); !e.ok())
+        return Status::Error("migration " + std::to_string(m.version) + ": " + e.message());
+      Result<Statement> ins = Prepare("INSERT INTO schema_version (version) VALUES (?)");
+      if (!ins.ok()) return ins.status();
+      return ins->Bind(1, static_cast<int64_t>(m.version)).Run();
+    });
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+int64_t Db::Changes() const { return sqlite3_changes64(db_); }
+
+}  // namespace sloth
