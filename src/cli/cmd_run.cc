@@ -71,8 +71,12 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
   if (!values.ok()) return Fail(kExitBadInput, values.error());
   int tty = -1;
   if (options.interactive) {
-    tty = open("/dev/tty", O_RDWR | O_CLOEXEC);
-    if (tty < 0 || !isatty(tty)) return Fail(kExitBadInput, "--interactive needs a terminal");
+    // Standard input must be the terminal too: a run fed from a file or a pipe has nobody to ask.
+    if (isatty(STDIN_FILENO)) tty = open("/dev/tty", O_RDWR | O_CLOEXEC);
+    if (tty < 0 || !isatty(tty)) {
+      if (tty >= 0) close(tty);
+      return Fail(kExitBadInput, "--interactive needs a terminal");
+    }
   }
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   FILE* json_out = options.output == "json" ? DivertStdout() : stdout;
