@@ -14,10 +14,11 @@ TerminalGate::~TerminalGate() {
 void TerminalGate::BeforeStart(size_t index, std::function<void(GateAnswer)> answer) {
   if (run_all_) return answer(GateAnswer::kRun);
   queue_.emplace_back(index, std::move(answer));
-  if (queue_.size() == 1) Ask();
+  if (!asking_) Ask();
 }
 
 void TerminalGate::Ask() {
+  asking_ = true;
   std::string name = plan_ ? plan_->task(queue_.front().first).name : "?";
   std::fprintf(stderr,
                "? run task %s? [r]un, [s]kip, [a]bort, [c]ontinue without asking: ", name.c_str());
@@ -62,10 +63,11 @@ void TerminalGate::OnInput() {
 void TerminalGate::Answer(GateAnswer a) {
   auto answer = std::move(queue_.front().second);
   queue_.erase(queue_.begin());
-  answer(a);
-  if (!queue_.empty())
-    Ask();
-  else if (watching_) {
+  asking_ = false;
+  answer(a);  // may start the next task, which may ask at once
+  if (!queue_.empty()) {
+    if (!asking_ && !run_all_) Ask();
+  } else if (watching_) {
     loop_.Unwatch(fd_);
     watching_ = false;
   }

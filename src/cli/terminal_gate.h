@@ -33,6 +33,7 @@ class TerminalGate : public Gate {
   const Plan* plan_ = nullptr;
   bool run_all_ = false;
   bool watching_ = false;
+  bool asking_ = false;  // a question is on the screen
   std::string buffer_;
   // Questions wait in line: parallel tasks may ask at once.
   std::vector<std::pair<size_t, std::function<void(GateAnswer)>>> queue_;
