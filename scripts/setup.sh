@@ -13,6 +13,7 @@ packages=(
   libcurl4-openssl-dev libssl-dev libsodium-dev libkainjow-mustache-dev libcrypt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   jq python3 curl procps
+  clang libclang-rt-14-dev
 )
 
 missing=()

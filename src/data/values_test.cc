@@ -55,6 +55,15 @@ TEST(Yaml, KeepsIntegersAndQuotedStrings) {
   EXPECT_EQ((*doc)["list"][1], "two");
 }
 
+TEST(Yaml, OutOfRangeNumbersDoNotThrow) {  // found by fuzz/values_fuzz.cc
+  nlohmann::json v = nlohmann::json::object();
+  ASSERT_TRUE(ApplySet(v, "huge=6e696").ok());
+  EXPECT_TRUE(v["huge"].is_number_float());
+  ASSERT_TRUE(ApplySet(v, "big=99999999999999999999").ok());
+  EXPECT_TRUE(v["big"].is_number_float());
+  EXPECT_TRUE(TypedScalar("0xffffffffffffffffffff").is_string());
+}
+
 TEST(Yaml, ErrorsNameTheLine) {
   auto doc = ParseYaml("a: [1, 2\nb: 3\n");
   ASSERT_FALSE(doc.ok());

@@ -3,7 +3,9 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <regex>
 
 namespace sloth {
@@ -84,15 +86,18 @@ nlohmann::json TypedScalar(const std::string& s) {
   if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
   if (s == "true" || s == "True" || s == "TRUE") return true;
   if (s == "false" || s == "False" || s == "FALSE") return false;
-  try {
-    if (std::regex_match(s, kInt)) return static_cast<int64_t>(std::stoll(s));
-    if (std::regex_match(s, kHex))
-      return static_cast<int64_t>(std::stoll(s.substr(2), nullptr, 16));
-    if (std::regex_match(s, kOct)) return static_cast<int64_t>(std::stoll(s.substr(2), nullptr, 8));
-    if (std::regex_match(s, kFloat)) return std::stod(s);
-  } catch (const std::out_of_range&) {
-    return std::stod(s);  // too big for an integer: keep it as a float
-  }
+  // strtoll/strtod never throw: out-of-range integers become floats, huge floats +-inf.
+  auto as_float = [&] { return std::strtod(s.c_str(), nullptr); };
+  auto as_int = [&](const std::string& digits, int base) -> nlohmann::json {
+    errno = 0;
+    long long v = std::strtoll(digits.c_str(), nullptr, base);
+    if (errno == ERANGE) return base == 10 ? nlohmann::json(as_float()) : nlohmann::json(s);
+    return static_cast<int64_t>(v);
+  };
+  if (std::regex_match(s, kInt)) return as_int(s, 10);
+  if (std::regex_match(s, kHex)) return as_int(s.substr(2), 16);
+  if (std::regex_match(s, kOct)) return as_int(s.substr(2), 8);
+  if (std::regex_match(s, kFloat)) return as_float();
   if (s == ".inf" || s == "+.inf" || s == ".Inf") return HUGE_VAL;
   if (s == "-.inf" || s == "-.Inf") return -HUGE_VAL;
   return s;
