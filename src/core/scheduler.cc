@@ -61,6 +61,12 @@ void Scheduler::Cancel(const std::string& reason) {
   StopEverything(reason);
 }
 
+void Scheduler::Abort(const std::string& reason) {
+  if (done_ || !begun_) return;
+  if (result_.error.empty()) result_.error = reason;
+  StopEverything(reason);
+}
+
 void Scheduler::StopEverything(const std::string& reason) {
   stopping_ = true;
   hard_stop_ = true;

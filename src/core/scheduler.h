@@ -29,6 +29,9 @@ class Scheduler {
   void Start();
   // Ctrl-C: start nothing more, stop what runs; the run ends as cancelled.
   void Cancel(const std::string& reason);
+  // Ends the run as failed (not cancelled) with `reason`: stops what runs, starts nothing more.
+  // Used when the run can make no progress (every goroutine waits on another: a deadlock).
+  void Abort(const std::string& reason);
   bool done() const { return done_; }
   const RunResult& result() const { return result_; }
 

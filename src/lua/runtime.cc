@@ -106,11 +106,14 @@ int Runtime::Await(lua_State* L, std::function<void(Done)> start, std::function<
   // Not one of our coroutines (top-level code, or a user's own coroutine): drive the loop here.
   loop_.RunUntil([&] { return wait->done || (task && !task->cancel_reason.empty()); });
   if (!wait->done) {
+    // Before the cancel below, which takes a parked goroutine's wait out of the report.
+    std::string stalled =
+        StallMessage("internal error: the wait can never finish (nothing left to wait for)");
     wait->done = true;  // a late completion is ignored
     if (wait->cancel) wait->cancel();
     if (task && !task->cancel_reason.empty())
       return luaL_error(L, "%s", task->cancel_reason.c_str());
-    return luaL_error(L, "internal error: the wait can never finish (nothing left to wait for)");
+    return luaL_error(L, "%s", stalled.c_str());
   }
   return wait->pusher(L);
 }
@@ -162,6 +165,12 @@ void Runtime::Finish(lua_State* co, int status) {
   luaL_unref(L_, LUA_REGISTRYINDEX, thread.ref);
 }
 
+std::string Runtime::StallMessage(const std::string& fallback) const {
+  std::string waits = stall_report_ ? stall_report_() : "";
+  if (waits.empty()) return fallback;
+  return "all goroutines are asleep - deadlock (waiting on: " + waits + ")";
+}
+
 TaskContext* Runtime::TaskOf(lua_State* L) const {
   auto it = threads_.find(L);
   if (it != threads_.end()) return it->second->task;
@@ -184,6 +193,19 @@ void Runtime::CancelTask(TaskContext* task, const std::string& reason) {
     lua_State* L = co;
     loop_.Post([this, L] { Resume(L, 0); });
   }
+}
+
+void Runtime::EndTask(TaskContext* task) {
+  bool left_behind = false;
+  for (auto& [co, thread] : threads_) left_behind = left_behind || thread->task == task;
+  if (!left_behind) return;
+  std::string reason = task->cancel_reason;
+  CancelTask(task, "the task this goroutine belongs to has ended");
+  task->cancel_reason = reason;  // the task's own outcome is already decided
+  ended_.name = "(ended task)";
+  ended_.cancel_reason = "the task this goroutine belongs to has ended";
+  for (auto& [co, thread] : threads_)
+    if (thread->task == task) thread->task = &ended_;
 }
 
 void Runtime::Hook(lua_State* L, lua_Debug* ar) {

@@ -93,7 +93,16 @@ class Runtime {
   lua_State* Spawn(int nargs, TaskContext* task, Finished on_finish);
   // Stops what `task`'s coroutines wait for and makes them raise `reason`.
   void CancelTask(TaskContext* task, const std::string& reason);
+  // Called when a task's main coroutine has finished: goroutines it left behind are cancelled
+  // (their commands killed) and detached from `task`, so the task's context can be reused.
+  void EndTask(TaskContext* task);
   TaskContext* TaskOf(lua_State* L) const;
+
+  // When the loop runs dry while something still waits: what the parked goroutines wait on
+  // (set by the goroutine module). Non-empty means a deadlock, reported as StallMessage().
+  void SetStallReport(std::function<std::string()> report) { stall_report_ = std::move(report); }
+  // "all goroutines are asleep - deadlock (...)" when goroutines are parked, else `fallback`.
+  std::string StallMessage(const std::string& fallback) const;
 
   // Loads and runs a workflow file as text; errors come back as "FILE:LINE: message".
   Status RunFile(const std::string& path);
@@ -133,6 +142,8 @@ class Runtime {
   size_t memory_used_ = 0;
   std::optional<Clock::time_point> load_deadline_;
   std::vector<std::pair<std::string, std::string>> extra_env_;
+  std::function<std::string()> stall_report_;
+  TaskContext ended_;  // the context of goroutines whose task has ended (always cancelled)
   std::unordered_map<lua_State*, std::unique_ptr<Thread>> threads_;
   // The one of our coroutines being resumed (a user's own coroutine runs inside it and works
   // for its task).

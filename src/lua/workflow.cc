@@ -469,8 +469,11 @@ void LuaExecutor::StartAttempt(size_t i, int attempt, std::function<void(Attempt
   PushThis(i);
   lua_getfield(L_, -1, "params");  // run_attempt def this params
   PushDeps(i);                     // run_attempt def this params deps
-  rt_.Spawn(4, &slot.ctx,
-            [this, i, done](lua_State* co, int status) { done(Collect(i, co, status)); });
+  rt_.Spawn(4, &slot.ctx, [this, i, done](lua_State* co, int status) {
+    AttemptResult r = Collect(i, co, status);
+    rt_.EndTask(&slots_[i].ctx);  // goroutines do not outlive their task's attempt
+    done(std::move(r));
+  });
 }
 
 AttemptResult LuaExecutor::Collect(size_t i, lua_State* co, int status) {
@@ -572,6 +575,7 @@ void LuaExecutor::RunNextHook(size_t i, std::shared_ptr<HookChain> chain) {
   rt_.Spawn(4, &slots_[i].ctx, [this, i, hook, chain](lua_State* co, int status) {
     if (status != LUA_OK)
       rt_.Log(co, LogLevel::kWarn, hook + " hook failed: " + ErrorWithTraceback(co));
+    rt_.EndTask(&slots_[i].ctx);
     RunNextHook(i, chain);
   });
 }
@@ -660,6 +664,11 @@ WorkflowOutcome RunWorkflow(Runtime& rt, const LoadedWorkflow& workflow, const P
   started(nullptr);
   rt.KillProcesses();  // commands abandoned by a timeout or cancellation
   WorkflowOutcome outcome;
+  if (!scheduler.done()) {
+    // Nothing can make progress (a deadlock): fail what runs with the reason, then finish.
+    scheduler.Abort(rt.StallMessage("internal error: the run stalled with nothing left to wait for"));
+    rt.loop().RunUntil([&] { return scheduler.done(); });
+  }
   outcome.result = scheduler.result();
   if (!scheduler.done()) {
     outcome.result.status = RunStatus::kFailed;

@@ -20,6 +20,7 @@ const Module& WorkdirModule();
 const Module& StringsModule();
 const Module& TimeModule();
 const Module& StateModule();
+const Module& GoroutineModule();
 
 inline const Module& (*const kModuleList[])() = {
     LogModule,
@@ -36,6 +37,7 @@ inline const Module& (*const kModuleList[])() = {
     TemplateModule,
     HttpModule,
     StateModule,
+    GoroutineModule,
 };
 
 }  // namespace sloth
