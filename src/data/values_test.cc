@@ -64,6 +64,14 @@ TEST(Yaml, OutOfRangeNumbersDoNotThrow) {  // found by fuzz/values_fuzz.cc
   EXPECT_TRUE(TypedScalar("0xffffffffffffffffffff").is_string());
 }
 
+TEST(Yaml, WhatWeWriteReadsBack) {  // found by fuzz/values_fuzz.cc
+  auto doc = nlohmann::json::parse(R"({"a b": "x:y", "": "", "k": "\u0000r", "n": "5", "t": "true",
+                                       "s": " padded ", "dash": "- item", "ok": "plain text"})");
+  auto back = ParseYaml(ToYaml(doc));
+  ASSERT_TRUE(back.ok()) << back.error();
+  EXPECT_EQ(*back, doc);
+}
+
 TEST(Yaml, ErrorsNameTheLine) {
   auto doc = ParseYaml("a: [1, 2\nb: 3\n");
   ASSERT_FALSE(doc.ok());

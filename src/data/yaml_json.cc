@@ -3,6 +3,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -33,12 +34,28 @@ nlohmann::json Convert(const YAML::Node& node) {
   return nullptr;
 }
 
+// A string that reads back as itself when written plain; anything else is double-quoted
+// (yaml-cpp escapes control characters there).
+bool PlainSafe(const std::string& s) {
+  if (s.empty() || s.front() == ' ' || s.back() == ' ' || !TypedScalar(s).is_string()) return false;
+  for (unsigned char c : s)
+    if (!(std::isalnum(c) || c == '_' || c == '-' || c == '.' || c == '/' || c == ' ')) return false;
+  return std::isalnum(static_cast<unsigned char>(s.front())) || s.front() == '_' || s.front() == '/';
+}
+
+void EmitString(YAML::Emitter& out, const std::string& s) {
+  if (PlainSafe(s)) out << s;
+  else out << YAML::DoubleQuoted << s;
+}
+
 void Emit(YAML::Emitter& out, const nlohmann::json& v) {
   switch (v.type()) {
     case nlohmann::json::value_t::object:
       out << YAML::BeginMap;
       for (const auto& [k, item] : v.items()) {
-        out << YAML::Key << k << YAML::Value;
+        out << YAML::Key;
+        EmitString(out, k);
+        out << YAML::Value;
         Emit(out, item);
       }
       out << YAML::EndMap;
@@ -49,12 +66,7 @@ void Emit(YAML::Emitter& out, const nlohmann::json& v) {
       out << YAML::EndSeq;
       return;
     case nlohmann::json::value_t::string: {
-      const std::string& s = v.get_ref<const std::string&>();
-      // Quote strings that would read back as another type.
-      if (!TypedScalar(s).is_string() || s.empty())
-        out << YAML::DoubleQuoted << s;
-      else
-        out << s;
+      EmitString(out, v.get_ref<const std::string&>());
       return;
     }
     case nlohmann::json::value_t::null:

@@ -200,10 +200,10 @@ void Runtime::EndTask(TaskContext* task) {
   for (auto& [co, thread] : threads_) left_behind = left_behind || thread->task == task;
   if (!left_behind) return;
   std::string reason = task->cancel_reason;
-  CancelTask(task, "the task this goroutine belongs to has ended");
+  CancelTask(task, kTaskEnded);
   task->cancel_reason = reason;  // the task's own outcome is already decided
   ended_.name = "(ended task)";
-  ended_.cancel_reason = "the task this goroutine belongs to has ended";
+  ended_.cancel_reason = kTaskEnded;
   for (auto& [co, thread] : threads_)
     if (thread->task == task) thread->task = &ended_;
 }

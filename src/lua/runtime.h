@@ -96,6 +96,7 @@ class Runtime {
   // Called when a task's main coroutine has finished: goroutines it left behind are cancelled
   // (their commands killed) and detached from `task`, so the task's context can be reused.
   void EndTask(TaskContext* task);
+  static constexpr char kTaskEnded[] = "the task this goroutine belongs to has ended";
   TaskContext* TaskOf(lua_State* L) const;
 
   // When the loop runs dry while something still waits: what the parked goroutines wait on

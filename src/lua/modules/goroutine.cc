@@ -72,10 +72,13 @@ int GoSpawn(lua_State* L) {
     luaL_checkstack(main, nargs + 3, "goroutine.spawn: too many arguments");
     lua_xmove(L, main, nargs + 1);
   }
-  rt.Spawn(nargs, task, [&rt, task](lua_State* co, int status) {
+  // The name, not the context: the goroutine may finish after its task (and context) are gone.
+  std::string task_name = task ? task->name : std::string();
+  rt.Spawn(nargs, task, [&rt, task_name](lua_State* co, int status) {
     if (status == LUA_OK || !rt.log()) return;
     std::string msg = luaL_tolstring(co, -1, nullptr);
-    rt.log()->Log(task ? task->name : std::string(), LogLevel::kError, "goroutine failed: " + msg);
+    if (msg.find(Runtime::kTaskEnded) != std::string::npos) return;  // stopped with its task
+    rt.log()->Log(task_name, LogLevel::kError, "goroutine failed: " + msg);
   });
   return 0;
 }
