@@ -70,6 +70,30 @@ def noop_dag(n):
             "  tasks[i] = { name = 't' .. i, command = function() end, depends_on = deps }\n"
             "end\nworkflow.define('dag', { tasks = tasks, config = { max_parallel_tasks = 4 } })\n" % n)
 
+GOROUTINE_SLEEPERS = """
+task("sleepers"):command(function()
+  local hs = {}
+  for i = 1, %d do hs[i] = goroutine.async(function() goroutine.sleep(%d) return i end) end
+  local rs = goroutine.await_all(hs)
+  assert(#rs == %d and rs[%d].values[1] == %d)
+end):build()
+"""
+
+GOROUTINE_COMMANDS = """
+task("commands"):command(function()
+  local hs = {}
+  for i = 1, 100 do hs[i] = goroutine.async(function() return exec.run("sleep 0.2").success end) end
+  for _, r in ipairs(goroutine.await_all(hs)) do assert(r.success and r.values[1]) end
+end):build()
+"""
+
+def max_rss_kb(cmd, cwd, env):
+    r = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, cwd=cwd, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"benchmark command failed: {' '.join(cmd)}\n{r.stderr[-2000:]}")
+    return int(r.stderr.strip().splitlines()[-1])
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", default="build/sloth-runner")
@@ -118,6 +142,17 @@ def main():
         rows.append((f"{n}-task no-op DAG: load only", t_load, None))
         rows.append((f"{n}-task no-op DAG: load + run", t_run, None))
         per_task_us = (t_run - t_load) / n * 1e6
+        # 4. Goroutines (goroutines.md targets).
+        write(f"{tmp}/sleep1k.sloth", GOROUTINE_SLEEPERS % (1000, 100, 1000, 1000, 1000))
+        write(f"{tmp}/sleep100k.sloth", GOROUTINE_SLEEPERS % (100000, 100, 100000, 100000, 100000))
+        write(f"{tmp}/sleep0.sloth", GOROUTINE_SLEEPERS % (1, 100, 1, 1, 1))
+        write(f"{tmp}/commands100.sloth", GOROUTINE_COMMANDS)
+        rows.append(("1,000 goroutines sleeping 100 ms", median_time([sloth, "run", "-f", "sleep1k.sloth"], runs, tmp, env), None))
+        rows.append(("100 goroutines running exec sleep 0.2", median_time([sloth, "run", "-f", "commands100.sloth"], runs, tmp, env), None))
+        rows.append(("100,000 goroutines sleeping 100 ms", median_time([sloth, "run", "-f", "sleep100k.sloth"], max(3, runs // 3), tmp, env), None))
+        base_kb = max_rss_kb([sloth, "run", "-f", "sleep0.sloth"], tmp, env)
+        big_kb = max_rss_kb([sloth, "run", "-f", "sleep100k.sloth"], tmp, env)
+        per_goroutine_kb = (big_kb - base_kb) / 100000
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -126,6 +161,7 @@ def main():
         r = f"{ratio:11.1f}x" if ratio is not None else ""
         print(f"{name:48} {t * 1000:8.1f}ms  {r:>12}")
     print(f"{'scheduling overhead per no-op task':48} {per_task_us:8.1f}us")
+    print(f"{'memory per waiting goroutine (100,000)':48} {per_goroutine_kb:8.2f}KB  (peak RSS {big_kb / 1024:.0f} MB)")
     print(f"\nmachine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
     return 0
 
