@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets with clang (build-fuzz/) and runs each for a bounded time.
-#   scripts/fuzz.sh [SECONDS_PER_TARGET]   (default 30)
+# Builds the libFuzzer targets with clang (build-fuzz/) and runs them.
+#   scripts/fuzz.sh              a fixed seed and a fixed number of runs per target: the same inputs
+#                                every time, so CI is repeatable (what .ci/run uses)
+#   scripts/fuzz.sh SECONDS      explore: a random seed for SECONDS per target
 # Crashers are written to build-fuzz/crashes/; turn each into a regression test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds=${1:-30}
+if [ $# -gt 0 ]; then limit=(-max_total_time="$1"); else limit=(-seed=1 -runs=300000); fi
 export CCACHE_BASEDIR="$PWD"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLOTH_FUZZ=ON >/dev/null
 ninja -C build-fuzz fuzz_duration fuzz_values
@@ -14,7 +16,7 @@ printf '500ms' >build-fuzz/corpus/duration/seed2
 printf 'a:\n  b: [1, "2", 3.5, true, ~]\n' >build-fuzz/corpus/values/seed1
 printf 'servers.0.port=8080' >build-fuzz/corpus/values/seed2
 for target in duration values; do
-  echo "fuzz: $target for ${seconds}s"
-  build-fuzz/fuzz/fuzz_$target -max_total_time="$seconds" -artifact_prefix=build-fuzz/crashes/ \
+  echo "fuzz: $target ${limit[*]}"
+  build-fuzz/fuzz/fuzz_$target "${limit[@]}" -artifact_prefix=build-fuzz/crashes/ \
     -print_final_stats=0 build-fuzz/corpus/$target 2>&1 | tail -n 3
 done
