@@ -534,11 +534,11 @@ std::vector<std::string> HelpSection(const std::string& help, const std::string&
 TEST_F(CliTest, Docs_CoverEveryCommandAndOption) {
   std::string page = DocsPage();
   ASSERT_FALSE(page.empty()) << "docs/cli.md not found under SLOTH_SOURCE_DIR";
-  std::vector<std::vector<std::string>> todo = {{}};
+  std::vector<std::vector<std::string>> pending = {{}};
   int commands = 0;
-  while (!todo.empty()) {
-    std::vector<std::string> path = todo.back();
-    todo.pop_back();
+  while (!pending.empty()) {
+    std::vector<std::string> path = pending.back();
+    pending.pop_back();
     std::vector<std::string> args = path;
     args.push_back("--help");
     CmdResult help = Run(args);
@@ -559,7 +559,7 @@ TEST_F(CliTest, Docs_CoverEveryCommandAndOption) {
     for (const std::string& line : HelpSection(help.out, "Subcommands:")) {
       std::vector<std::string> sub = path;
       sub.push_back(line.substr(2, line.find(' ', 2) - 2));
-      todo.push_back(sub);
+      pending.push_back(sub);
     }
   }
   EXPECT_GE(commands, 12);
