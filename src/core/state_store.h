@@ -40,6 +40,7 @@ struct LockInfo {
   int64_t pid = 0;
   int64_t token = 0;          // fencing token of the current (or last) holder
   int64_t expires_at_ms = 0;  // unix milliseconds
+  int64_t acquired_at_ms = 0;
 };
 
 // The outcome of a lock attempt: `token` when acquired, else the current holder.
@@ -102,6 +103,8 @@ class StateStore {
   virtual Result<bool> Unlock(const std::string& name, int64_t token) = 0;
   // The current holder, or nullopt when the lock is free.
   virtual Result<std::optional<LockInfo>> LockHolder(const std::string& name) = 0;
+  // Releases the lock whoever holds it (an operator's override); returns whether it was held.
+  virtual Result<bool> ForceUnlock(const std::string& name) = 0;
 };
 
 // Milliseconds since the unix epoch.

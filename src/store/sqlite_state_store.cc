@@ -39,37 +39,10 @@ bool Held(const LockInfo& info, int64_t now) {
 
 }  // namespace
 
-const std::vector<Migration>& StoreMigrations() {
-  static const std::vector<Migration> migrations = {
-      {1,
-       "CREATE TABLE state_kv ("
-       "  key TEXT PRIMARY KEY,"
-       "  value TEXT NOT NULL,"
-       "  expires_at INTEGER,"
-       "  updated_at INTEGER NOT NULL"
-       ") WITHOUT ROWID;"
-       "CREATE INDEX state_kv_expires ON state_kv(expires_at) WHERE expires_at IS NOT NULL;"
-       "CREATE TABLE state_locks ("
-       "  name TEXT PRIMARY KEY,"
-       "  owner TEXT NOT NULL DEFAULT '',"
-       "  host TEXT NOT NULL DEFAULT '',"
-       "  pid INTEGER NOT NULL DEFAULT 0,"
-       "  token INTEGER NOT NULL,"
-       "  expires_at INTEGER NOT NULL,"
-       "  acquired_at INTEGER NOT NULL"
-       ") WITHOUT ROWID;"},
-  };
-  return migrations;
-}
-
-std::string DatabasePath(const std::string& data_dir) { return data_dir + "/sloth.db"; }
-
 Result<std::unique_ptr<SqliteStateStore>> SqliteStateStore::Open(const std::string& path) {
-  Result<std::unique_ptr<Db>> db = Db::Open(path);
+  Result<std::shared_ptr<Db>> db = OpenDatabase(path);
   if (!db.ok()) return db.status();
-  if (Status s = (*db)->Migrate(StoreMigrations()); !s.ok())
-    return Status::Error("cannot prepare " + path + ": " + s.message());
-  return std::unique_ptr<SqliteStateStore>(new SqliteStateStore(std::move(*db)));
+  return std::make_unique<SqliteStateStore>(std::move(*db));
 }
 
 Result<std::optional<StateEntry>> SqliteStateStore::ReadLive(const std::string& key, int64_t now) {
@@ -370,15 +343,16 @@ Result<int64_t> SqliteStateStore::ListLength(const std::string& key) {
 }
 
 Result<std::optional<LockInfo>> SqliteStateStore::ReadLock(const std::string& name) {
-  Result<Statement> st =
-      db_->Prepare("SELECT owner, host, pid, token, expires_at FROM state_locks WHERE name = ?");
+  Result<Statement> st = db_->Prepare(
+      "SELECT owner, host, pid, token, expires_at, acquired_at FROM state_locks "
+      "WHERE name = ?");
   if (!st.ok()) return st.status();
   st->Bind(1, name);
   Result<bool> row = st->Step();
   if (!row.ok()) return row.status();
   if (!*row) return std::optional<LockInfo>();
   return std::optional<LockInfo>(
-      LockInfo{name, st->Text(0), st->Text(1), st->Int(2), st->Int(3), st->Int(4)});
+      LockInfo{name, st->Text(0), st->Text(1), st->Int(2), st->Int(3), st->Int(4), st->Int(5)});
 }
 
 Result<LockAttempt> SqliteStateStore::TryLock(const std::string& name, const LockOwner& owner,
@@ -404,7 +378,7 @@ Result<LockAttempt> SqliteStateStore::TryLock(const std::string& name, const Loc
     if (Status r = st->Run(); !r.ok()) return r;
     attempt.acquired = true;
     attempt.token = token;
-    attempt.holder = LockInfo{name, owner.owner, owner.host, owner.pid, token, now + ttl_ms};
+    attempt.holder = LockInfo{name, owner.owner, owner.host, owner.pid, token, now + ttl_ms, now};
     return Status::Ok();
   });
   if (!s.ok()) return s;
@@ -450,6 +424,22 @@ Result<std::optional<LockInfo>> SqliteStateStore::LockHolder(const std::string& 
   if (!current.ok()) return current.status();
   if (!current->has_value() || !Held(**current, NowUnixMs())) return std::optional<LockInfo>();
   return current;
+}
+
+Result<bool> SqliteStateStore::ForceUnlock(const std::string& name) {
+  bool released = false;
+  Status s = db_->Transaction([&]() -> Status {
+    Result<std::optional<LockInfo>> current = ReadLock(name);
+    if (!current.ok()) return current.status();
+    if (!current->has_value() || !Held(**current, NowUnixMs())) return Status::Ok();
+    Result<Statement> st = db_->Prepare(
+        "UPDATE state_locks SET owner = '', host = '', pid = 0, expires_at = 0 WHERE name = ?");
+    if (!st.ok()) return st.status();
+    released = true;
+    return st->Bind(1, name).Run();
+  });
+  if (!s.ok()) return s;
+  return released;
 }
 
 }  // namespace sloth

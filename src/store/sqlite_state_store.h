@@ -8,19 +8,16 @@
 
 #include "core/state_store.h"
 #include "store/db.h"
+#include "store/migrations.h"
 
 namespace sloth {
-
-// The numbered schema migrations of sloth.db (the state tables; later stores add theirs).
-const std::vector<Migration>& StoreMigrations();
-
-// <data_dir>/sloth.db
-std::string DatabasePath(const std::string& data_dir);
 
 class SqliteStateStore : public StateStore {
  public:
   // Opens the database and applies pending migrations.
   static Result<std::unique_ptr<SqliteStateStore>> Open(const std::string& path);
+  // Works on a connection shared with the other stores of this process.
+  explicit SqliteStateStore(std::shared_ptr<Db> db) : db_(std::move(db)) {}
 
   Result<std::optional<std::string>> Get(const std::string& key) override;
   Status Set(const std::string& key, const std::string& value,
@@ -45,18 +42,18 @@ class SqliteStateStore : public StateStore {
   Result<bool> RenewLock(const std::string& name, int64_t token, int64_t ttl_ms) override;
   Result<bool> Unlock(const std::string& name, int64_t token) override;
   Result<std::optional<LockInfo>> LockHolder(const std::string& name) override;
+  Result<bool> ForceUnlock(const std::string& name) override;
 
   Db& db() { return *db_; }
 
  private:
-  explicit SqliteStateStore(std::unique_ptr<Db> db) : db_(std::move(db)) {}
   Result<std::optional<StateEntry>> ReadLive(const std::string& key, int64_t now);
   Status Write(const std::string& key, const std::string& value, std::optional<int64_t> expires_at);
   Status Remove(const std::string& key);
   Result<std::optional<std::string>> Pop(const std::string& key, bool remove);
   Result<std::optional<LockInfo>> ReadLock(const std::string& name);
 
-  std::unique_ptr<Db> db_;
+  std::shared_ptr<Db> db_;
 };
 
 }  // namespace sloth

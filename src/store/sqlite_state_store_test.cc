@@ -189,6 +189,20 @@ TEST_F(StateStoreTest, LocksExcludeAndFencingTokensIncrease) {
   EXPECT_EQ(store_->Stats()->locks_held, 1);
 }
 
+TEST_F(StateStoreTest, ForceUnlockFreesAnyHolderAndKeepsTokensIncreasing) {
+  EXPECT_FALSE(*store_->ForceUnlock("L"));  // never taken
+  int64_t before = NowUnixMs();
+  auto a = store_->TryLock("L", Me("a"), 10000);
+  ASSERT_TRUE(a->acquired);
+  EXPECT_GE((*store_->LockHolder("L"))->acquired_at_ms, before);
+  EXPECT_TRUE(*store_->ForceUnlock("L"));
+  EXPECT_FALSE(store_->LockHolder("L")->has_value());
+  EXPECT_FALSE(*store_->Unlock("L", a->token));  // the old holder lost it
+  auto b = store_->TryLock("L", Me("b"), 10000);
+  ASSERT_TRUE(b->acquired);
+  EXPECT_GT(b->token, a->token);
+}
+
 TEST_F(StateStoreTest, ExpiredLeaseIsTakenOverAndCannotBeRenewed) {
   auto a = store_->TryLock("L", Me("a"), 30);
   ASSERT_TRUE(a->acquired);

@@ -1,0 +1,95 @@
+#include "store/migrations.h"
+
+namespace sloth {
+
+const std::vector<Migration>& StoreMigrations() {
+  static const std::vector<Migration> migrations = {
+      {1,
+       "CREATE TABLE state_kv ("
+       "  key TEXT PRIMARY KEY,"
+       "  value TEXT NOT NULL,"
+       "  expires_at INTEGER,"
+       "  updated_at INTEGER NOT NULL"
+       ") WITHOUT ROWID;"
+       "CREATE INDEX state_kv_expires ON state_kv(expires_at) WHERE expires_at IS NOT NULL;"
+       "CREATE TABLE state_locks ("
+       "  name TEXT PRIMARY KEY,"
+       "  owner TEXT NOT NULL DEFAULT '',"
+       "  host TEXT NOT NULL DEFAULT '',"
+       "  pid INTEGER NOT NULL DEFAULT 0,"
+       "  token INTEGER NOT NULL,"
+       "  expires_at INTEGER NOT NULL,"
+       "  acquired_at INTEGER NOT NULL"
+       ") WITHOUT ROWID;"},
+      // Stacks, their resources, and the record of every run with its tasks.
+      {2,
+       "CREATE TABLE stacks ("
+       "  id TEXT PRIMARY KEY,"
+       "  name TEXT NOT NULL UNIQUE,"
+       "  description TEXT NOT NULL DEFAULT '',"
+       "  workflow_file TEXT NOT NULL DEFAULT '',"
+       "  status TEXT NOT NULL DEFAULT 'created',"
+       "  outputs TEXT NOT NULL DEFAULT '{}',"
+       "  created_at INTEGER NOT NULL,"
+       "  updated_at INTEGER NOT NULL"
+       ");"
+       "CREATE TABLE stack_resources ("
+       "  stack_id TEXT NOT NULL REFERENCES stacks(id) ON DELETE CASCADE,"
+       "  type TEXT NOT NULL,"
+       "  name TEXT NOT NULL,"
+       "  module TEXT NOT NULL DEFAULT '',"
+       "  properties TEXT NOT NULL DEFAULT '{}',"
+       "  dependencies TEXT NOT NULL DEFAULT '[]',"
+       "  state TEXT NOT NULL DEFAULT 'pending',"
+       "  attributes TEXT NOT NULL DEFAULT '{}',"
+       "  run_id TEXT NOT NULL DEFAULT '',"
+       "  created_at INTEGER NOT NULL,"
+       "  updated_at INTEGER NOT NULL,"
+       "  PRIMARY KEY (stack_id, type, name)"
+       ") WITHOUT ROWID;"
+       "CREATE TABLE runs ("
+       "  id TEXT PRIMARY KEY,"
+       "  stack_id TEXT NOT NULL REFERENCES stacks(id) ON DELETE CASCADE,"
+       "  workflow TEXT NOT NULL,"
+       "  file TEXT NOT NULL DEFAULT '',"
+       "  status TEXT NOT NULL,"
+       "  check_mode INTEGER NOT NULL DEFAULT 0,"
+       "  started_at INTEGER NOT NULL,"
+       "  ended_at INTEGER,"
+       "  error TEXT NOT NULL DEFAULT '',"
+       "  user TEXT NOT NULL DEFAULT '',"
+       "  host TEXT NOT NULL DEFAULT '',"
+       "  pid INTEGER NOT NULL DEFAULT 0,"
+       "  values_json TEXT NOT NULL DEFAULT '{}',"
+       "  outputs TEXT NOT NULL DEFAULT '{}',"
+       "  metadata TEXT NOT NULL DEFAULT '{}'"
+       ");"
+       "CREATE INDEX runs_by_stack ON runs(stack_id, started_at);"
+       "CREATE TABLE run_tasks ("
+       "  run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+       "  seq INTEGER NOT NULL,"
+       "  name TEXT NOT NULL,"
+       "  status TEXT NOT NULL,"
+       "  attempts INTEGER NOT NULL DEFAULT 0,"
+       "  duration_ms INTEGER NOT NULL DEFAULT 0,"
+       "  changed INTEGER NOT NULL DEFAULT 0,"
+       "  message TEXT NOT NULL DEFAULT '',"
+       "  error TEXT NOT NULL DEFAULT '',"
+       "  output TEXT NOT NULL DEFAULT '{}',"
+       "  PRIMARY KEY (run_id, name)"
+       ") WITHOUT ROWID;"},
+  };
+  return migrations;
+}
+
+std::string DatabasePath(const std::string& data_dir) { return data_dir + "/sloth.db"; }
+
+Result<std::shared_ptr<Db>> OpenDatabase(const std::string& path) {
+  Result<std::unique_ptr<Db>> db = Db::Open(path);
+  if (!db.ok()) return db.status();
+  if (Status s = (*db)->Migrate(StoreMigrations()); !s.ok())
+    return Status::Error("cannot prepare " + path + ": " + s.message());
+  return std::shared_ptr<Db>(std::move(*db));
+}
+
+}  // namespace sloth
