@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Side-by-side benchmarks: sloth-runner against make, ninja and ansible on this machine.
 
-    bench/bench.py [--binary build/sloth-runner] [--runs N] [--quick]
+    bench/bench.py [--binary build/sloth-runner] [--runs N] [--quick] [--state]
 
 Every row is measured in this run, on this machine, so the ratios mean something even on a noisy
 shared machine. Prints a table of medians and ratios. Targets (docs/benchmarks.md, quality.md):
 hello world < 20 ms and >= 50x faster than ansible-playbook; 1,000 `true` commands 2 at a time
-within 1.5x of ninja -j2; < 20 us of scheduling overhead per no-op task in a 10,000-task DAG.
+within 1.5x of ninja -j2; < 20 us of scheduling overhead per no-op task in a 10,000-task DAG;
+state.set >= 50,000 durable sets/s across concurrent writers, state.get >= 200,000/s.
 """
 import argparse
 import os
@@ -87,6 +88,76 @@ task("commands"):command(function()
 end):build()
 """
 
+# state: each workflow logs "BENCH <start ms> <end ms> <operations>" (epoch milliseconds).
+STATE_SETS = """
+local t = task("sets"):command(function()
+  local writers, per = %d, %d
+  local start = time.now_ms()
+  if writers == 1 then
+    for i = 1, per do state.set("k" .. (i %% 1000), i) end
+  else
+    local hs = {}
+    for w = 1, writers do
+      hs[w] = goroutine.async(function()
+        for i = 1, per do state.set("w" .. w .. "." .. (i %% 100), i) end
+      end)
+    end
+    for _, r in ipairs(goroutine.await_all(hs)) do assert(r.success, r.error) end
+  end
+  log.info(string.format("BENCH %%d %%d %%d", start, time.now_ms(), writers * per))
+end):build()
+workflow.define("%s", { tasks = { t } })
+"""
+
+STATE_GETS = """
+task("gets"):command(function()
+  for i = 1, 1000 do state.set("g" .. i, { n = i, name = "item" .. i }) end
+  local n = %d
+  local start = time.now_ms()
+  for i = 1, n do state.get("g" .. (i %% 1000 + 1)) end
+  log.info(string.format("BENCH %%d %%d %%d", start, time.now_ms(), n))
+end):build()
+"""
+
+def state_rate(cmds, cwd, env):
+    """Runs the commands at the same time; operations per second from their BENCH lines."""
+    procs = [subprocess.Popen(c, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for c in cmds]
+    spans = []
+    for p in procs:
+        out, err = p.communicate()
+        line = next((l for l in out.splitlines() if "BENCH " in l), None)
+        if p.returncode != 0 or line is None:
+            raise SystemExit(f"benchmark command failed: {' '.join(p.args)}\n{(out + err)[-2000:]}")
+        start, end, ops = (int(x) for x in line.split("BENCH ")[1].split()[:3])
+        spans.append((start, end, ops))
+    ms = max(e for _, e, _ in spans) - min(s for s, _, _ in spans)
+    return sum(o for _, _, o in spans) / max(ms, 1) * 1000
+
+def median_rate(cmds, runs, cwd, env):
+    return statistics.median(state_rate(cmds, cwd, env) for _ in range(runs))
+
+def measure_state(sloth, runs, tmp, env):
+    """Durable sets (one writer; 64 goroutines; 4 processes) and gets, as (name, rate, target)."""
+    write(f"{tmp}/sets1.sloth", STATE_SETS % (1, 20000, "sets1"))
+    write(f"{tmp}/sets64.sloth", STATE_SETS % (64, 1000, "sets64"))
+    for p in range(4):
+        write(f"{tmp}/sets16_{p}.sloth", STATE_SETS % (16, 1000, f"sets16_{p}"))
+    write(f"{tmp}/gets.sloth", STATE_GETS % 500000)
+    run = lambda name: [sloth, "run", "-f", f"{name}.sloth"]
+    return [
+        ("state.set, 1 coroutine in a loop", median_rate([run("sets1")], runs, tmp, env), "(bounded by commits)"),
+        ("state.set, 64 goroutines", median_rate([run("sets64")], runs, tmp, env), ">= 50,000/s"),
+        ("state.set, 4 processes x 16 goroutines",
+         median_rate([run(f"sets16_{p}") for p in range(4)], runs, tmp, env), ">= 50,000/s"),
+        ("state.get, 1 coroutine in a loop", median_rate([run("gets")], runs, tmp, env), ">= 200,000/s"),
+    ]
+
+def print_state(state_rows):
+    print(f"{'state (durable: WAL, synchronous=NORMAL)':48} {'per second':>10}  {'target':>12}")
+    for name, rate, target in state_rows:
+        print(f"{name:48} {rate:10,.0f}  {target:>12}")
+
 def max_rss_kb(cmd, cwd, env):
     r = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, cwd=cwd, env=env,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -99,6 +170,7 @@ def main():
     parser.add_argument("--binary", default="build/sloth-runner")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="fewer runs, smaller ansible sample")
+    parser.add_argument("--state", action="store_true", help="only the state rows")
     args = parser.parse_args()
     sloth = os.path.abspath(args.binary)
     runs = 3 if args.quick else args.runs
@@ -107,6 +179,9 @@ def main():
                ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False")
     rows = []
     try:
+        if args.state:
+            print_state(measure_state(sloth, runs, tmp, env))
+            return 0
         # 1. Hello world.
         write(f"{tmp}/hello.sloth", HELLO_SLOTH)
         write(f"{tmp}/hello.yml", HELLO_PLAYBOOK)
@@ -153,6 +228,8 @@ def main():
         base_kb = max_rss_kb([sloth, "run", "-f", "sleep0.sloth"], tmp, env)
         big_kb = max_rss_kb([sloth, "run", "-f", "sleep100k.sloth"], tmp, env)
         per_goroutine_kb = (big_kb - base_kb) / 100000
+        # 5. state (quality.md).
+        state_rows = measure_state(sloth, runs, tmp, env)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -162,6 +239,8 @@ def main():
         print(f"{name:48} {t * 1000:8.1f}ms  {r:>12}")
     print(f"{'scheduling overhead per no-op task':48} {per_task_us:8.1f}us")
     print(f"{'memory per waiting goroutine (100,000)':48} {per_goroutine_kb:8.2f}KB  (peak RSS {big_kb / 1024:.0f} MB)")
+    print()
+    print_state(state_rows)
     print(f"\nmachine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
     return 0
 

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # Build tools and libraries (Debian package names), plus what the tests and benchmarks use.
 packages=(
   g++ cmake ninja-build ccache pkg-config git
-  liblua5.4-dev libsqlite3-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
+  liblua5.4-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
   libcurl4-openssl-dev libssl-dev libsodium-dev libkainjow-mustache-dev libcrypt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   jq python3 curl procps

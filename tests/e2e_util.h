@@ -101,6 +101,39 @@ class Sandbox {
                   std::chrono::seconds timeout = std::chrono::seconds(60)) const {
     std::filesystem::path in = root_ / ".stdin", out = root_ / ".stdout", err = root_ / ".stderr";
     WriteFile(in, stdin_text);
+    CmdResult result;
+    pid_t pid = Start(argv, in, out, err, &result.err);
+    if (pid <= 0) return result;
+    int status = 0;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        result.timed_out = true;
+        kill(-pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    result.out = ReadFile(out);
+    result.err = ReadFile(err);
+    return result;
+  }
+
+  // Starts `sloth-runner args...` in work() without waiting; its output goes to
+  // root()/NAME.out and NAME.err. Returns its pid (its own process group), or -1.
+  pid_t RunInBackground(const std::string& name, const std::vector<std::string>& args) const {
+    std::vector<std::string> argv = {SlothBin()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::string error;
+    return Start(argv, "/dev/null", root_ / (name + ".out"), root_ / (name + ".err"), &error);
+  }
+
+ private:
+  pid_t Start(const std::vector<std::string>& argv, const std::filesystem::path& in,
+              const std::filesystem::path& out, const std::filesystem::path& err,
+              std::string* error) const {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 0, in.c_str(), O_RDONLY, 0);
@@ -122,33 +155,17 @@ class Sandbox {
     for (const std::string& e : env_strings) cenv.push_back(const_cast<char*>(e.c_str()));
     cenv.push_back(nullptr);
 
-    CmdResult result;
     pid_t pid = 0;
     int rc = posix_spawnp(&pid, cargv[0], &actions, &attr, cargv.data(), cenv.data());
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
     if (rc != 0) {
-      result.err = "cannot start " + argv[0] + ": " + std::strerror(rc);
-      return result;
+      *error = "cannot start " + argv[0] + ": " + std::strerror(rc);
+      return -1;
     }
-    int status = 0;
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        result.timed_out = true;
-        kill(-pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    result.out = ReadFile(out);
-    result.err = ReadFile(err);
-    return result;
+    return pid;
   }
 
- private:
   std::vector<std::string> Environment() const {
     std::map<std::string, std::string> vars;
     for (char** e = environ; *e; ++e) {

@@ -112,13 +112,7 @@ TEST_F(StateCliTest, DataDirFlagAndUnusableDataDir) {
   EXPECT_THAT(g.err, HasSubstr("error: cannot open"));
 }
 
-TEST_F(StateCliTest, RunsShareStateAndOnlyOpenTheDatabaseWhenUsed) {
-  box_.Write("plain.sloth", R"(
-    local t = task("t"):command(function() return true end):build()
-    workflow.define("w", { tasks = { t } })
-  )");
-  ASSERT_EQ(Run({"run", "w", "-f", "plain.sloth"}).exit_code, 0);
-  EXPECT_FALSE(std::filesystem::exists(box_.home() / "sloth.db"));
+TEST_F(StateCliTest, RunsShareState) {
   box_.Write("count.sloth", R"(
     local t = task("t"):command(function()
       log.info("count=" .. state.increment("runs"))
@@ -132,15 +126,30 @@ TEST_F(StateCliTest, RunsShareStateAndOnlyOpenTheDatabaseWhenUsed) {
   EXPECT_EQ(Run({"state", "get", "runs"}).out, "2\n");
 }
 
-TEST_F(StateCliTest, UnusableDataDirFailsTheTaskWithAClearError) {
+TEST_F(StateCliTest, UnusableDataDirFailsTheRunBeforeAnyTaskWithAClearError) {
   box_.Write("plain", "x");
   box_.Write("wf.sloth", R"(
-    local t = task("t"):command(function() state.set("k", 1); return true end):build()
+    local t = task("t"):command(function() fs.write("ran", "yes"); return true end):build()
+    workflow.define("w", { tasks = { t } })
+  )");
+  // Every run is recorded on its stack: a data dir that cannot hold the database stops it.
+  CmdResult r = Run({"run", "w", "-f", "wf.sloth", "--data-dir", "plain/sub"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("error: cannot create"));
+  EXPECT_FALSE(box_.Exists("ran"));
+}
+
+TEST_F(StateCliTest, StateUsedWhileTheFileLoadsReportsAnUnusableDataDir) {
+  box_.Write("plain", "x");
+  box_.Write("wf.sloth", R"(
+    state.set("k", 1)
+    local t = task("t"):command(function() return true end):build()
     workflow.define("w", { tasks = { t } })
   )");
   CmdResult r = Run({"run", "w", "-f", "wf.sloth", "--data-dir", "plain/sub"});
-  EXPECT_EQ(r.exit_code, 1) << Describe(r);
-  EXPECT_THAT(r.output(), HasSubstr("state: cannot create"));
+  EXPECT_EQ(r.exit_code, 2) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("wf.sloth:2:"));
+  EXPECT_THAT(r.err, HasSubstr("cannot create"));
 }
 
 TEST_F(StateCliTest, CheckModeRunDoesNotWrite) {

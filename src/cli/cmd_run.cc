@@ -14,9 +14,12 @@
 #include "cli/data_dir.h"
 #include "cli/load.h"
 #include "cli/output.h"
+#include "cli/secrets_run.h"
+#include "cli/stack_run.h"
 #include "cli/terminal_gate.h"
 #include "data/values.h"
 #include "lua/lua_util.h"
+#include "store/sqlite_stack_store.h"
 #include "store/sqlite_state_store.h"
 
 namespace fs = std::filesystem;
@@ -61,12 +64,33 @@ void ReapChildren(Runtime& rt) {
   }
 }
 
+RunRecord RunRecordFor(const RunInfo& info, const LoadedWorkflow& workflow, const std::string& file,
+                       const nlohmann::json& values, const RunOptions& options) {
+  RunRecord r;
+  r.id = info.run_id;
+  r.stack_id = info.stack_id;
+  r.workflow = workflow.spec.name;
+  r.file = file;
+  r.check_mode = options.check;
+  r.started_at_ms = NowUnixMs();
+  r.user = WhoAmI();
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  r.host = host;
+  r.pid = getpid();
+  r.values_json = values.dump();
+  r.metadata_json = workflow.metadata_json;
+  return r;
+}
+
 }  // namespace
 
 int CmdRun(const GlobalOptions& global, const RunOptions& options) {
   if (options.output != "basic" && options.output != "enhanced" && options.output != "json")
-    return Fail(kExitBadInput, "unknown output format \"" + options.output + "\" (basic, enhanced, json)");
-  if (options.parallel && *options.parallel < 1) return Fail(kExitBadInput, "--parallel must be at least 1");
+    return Fail(kExitBadInput,
+                "unknown output format \"" + options.output + "\" (basic, enhanced, json)");
+  if (options.parallel && *options.parallel < 1)
+    return Fail(kExitBadInput, "--parallel must be at least 1");
   auto values = LoadValues(options.values_files, options.sets);
   if (!values.ok()) return Fail(kExitBadInput, values.error());
   int tty = -1;
@@ -82,18 +106,33 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
   FILE* json_out = options.output == "json" ? DivertStdout() : stdout;
   auto renderer = MakeRenderer(options.output, global.debug, json_out);
 
+  Duration lock_timeout{};
+  if (auto parsed = ParseDuration(options.lock_timeout); parsed.ok())
+    lock_timeout = *parsed;
+  else
+    return Fail(kExitBadInput, "--lock-timeout: " + parsed.error());
+  // The database is opened by the first that needs it: the `state` module while the file
+  // loads, or the run's record on its stack once the file has loaded.
+  std::string data_dir = DataDir(global.data_dir);
+  std::shared_ptr<Db> db;
+  std::unique_ptr<SqliteStateStore> state_store;
+  std::unique_ptr<SqliteStackStore> stack_store;
+  auto open_store = [&]() -> Status {
+    if (db) return Status::Ok();
+    auto opened = OpenDatabase(DatabasePath(data_dir));
+    if (!opened.ok()) return opened.status();
+    db = *opened;
+    state_store = std::make_unique<SqliteStateStore>(db);
+    stack_store = std::make_unique<SqliteStackStore>(db);
+    return Status::Ok();
+  };
+
   Loop loop;
   RuntimeOptions rt_options;
   rt_options.start_dir = fs::current_path().string();
   rt_options.check_mode = options.check;
-  // The `state` module opens the database on first use: runs without state never touch it.
-  std::unique_ptr<SqliteStateStore> state_store;
-  rt_options.state_store = [&state_store, &global]() -> Result<StateStore*> {
-    if (!state_store) {
-      auto opened = SqliteStateStore::Open(DatabasePath(DataDir(global.data_dir)));
-      if (!opened.ok()) return opened.status();
-      state_store = std::move(*opened);
-    }
+  rt_options.state_store = [&]() -> Result<StateStore*> {
+    if (Status s = open_store(); !s.ok()) return s;
     return static_cast<StateStore*>(state_store.get());
   };
   Runtime rt(loop, rt_options, renderer.get());
@@ -110,14 +149,17 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
     Status first_error;
     for (size_t i : chosen) {
       Status s = plans[i].Select(options.tasks);
-      if (s.ok()) with_tasks.push_back(i);
-      else if (first_error.ok()) first_error = s;
+      if (s.ok())
+        with_tasks.push_back(i);
+      else if (first_error.ok())
+        first_error = s;
     }
     if (with_tasks.empty() || (chosen.size() == 1 && !first_error.ok()))
       return Fail(kExitBadInput, first_error.message());
     chosen = with_tasks;
   }
   rt.EnableStrictGlobals();
+  if (Status s = open_store(); !s.ok()) return Fail(kExitFailed, s.message());
 
   Scheduler* current = nullptr;
   bool interrupted = false;
@@ -138,23 +180,54 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
 
   RunSummary summary;
   summary.run_id = NewUuid();
-  std::string data_dir = DataDir(global.data_dir);
+  std::string file = fs::absolute(options.file).lexically_normal().string();
+  int exit_code = kExitOk;
   Clock::time_point start = Clock::now();
   for (size_t i : chosen) {
     if (interrupted) break;
     RunInfo info;
     info.stack = options.name.empty() || chosen.size() > 1 ? workflows[i].spec.name : options.name;
+    // The stack's secrets for this workflow's tasks; their values are redacted from all output.
+    renderer->SetRedactor(&rt.redactor());
+    if (Status s = ExposeRunSecrets(rt, db, info.stack, options.password_stdin); !s.ok()) {
+      exit_code = Fail(SecretsExitCode(s), s.message());
+      break;
+    }
     info.run_id = chosen.size() > 1 ? NewUuid() : summary.run_id;
     info.artifacts_dir = data_dir + "/artifacts/" + info.stack + "/" + info.run_id;
     info.max_parallel = options.parallel;
+    info.check_mode = options.check;
     info.gate = gate.get();
+    auto stack = stack_store->EnsureStack(info.stack, file);
+    if (!stack.ok()) {
+      exit_code = Fail(kExitFailed, stack.error());
+      break;
+    }
+    info.stack_id = stack->id;
+    StackRun stack_run(loop, *state_store, *stack_store, *stack_store, plans[i], *renderer,
+                       [&rt](std::string_view text) { return rt.Redact(text); });
+    StackLocked locked;
+    if (Status s = stack_run.Begin(*stack, RunRecordFor(info, workflows[i], file, *values, options),
+                                   lock_timeout, &locked, [&] { return interrupted; });
+        !s.ok()) {
+      exit_code = Fail(locked.message.empty() ? kExitFailed : kExitUnreachable, s.message());
+      break;
+    }
+    std::vector<std::string> would_change;
+    RunScope scope{info.stack, info.stack_id, info.run_id, stack_store.get(),
+                   options.check ? &would_change : nullptr};
+    rt.SetRunScope(&scope);
     if (gate) gate->SetPlan(&plans[i]);
     renderer->WorkflowStarted(plans[i], info);
     WorkflowOutcome outcome =
-        RunWorkflow(rt, workflows[i], plans[i], info, *renderer, [&](Scheduler* s) {
+        RunWorkflow(rt, workflows[i], plans[i], info, stack_run, [&](Scheduler* s) {
           current = s;
           if (s && interrupted) s->Cancel("interrupted");  // Ctrl-C during on_start
         });
+    rt.SetRunScope(nullptr);
+    outcome.would_change = std::move(would_change);
+    if (Status s = stack_run.Finish(outcome); !s.ok())
+      std::fprintf(stderr, "warning: cannot record the end of the run: %s\n", s.message().c_str());
     renderer->WorkflowFinished(plans[i], info, outcome);
     if (outcome.result.status != RunStatus::kSuccess && summary.status == RunStatus::kSuccess)
       summary.status = outcome.result.status;
@@ -166,6 +239,7 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
   ReapChildren(rt);
   gate.reset();
   if (tty >= 0) close(tty);
+  if (exit_code != kExitOk) return exit_code;  // no run happened: the error said why
   renderer->RunFinished(summary);
   if (summary.status == RunStatus::kCancelled) return kExitInterrupted;
   return summary.status == RunStatus::kSuccess ? kExitOk : kExitFailed;

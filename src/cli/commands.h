@@ -30,6 +30,8 @@ struct RunOptions {
   bool check = false;
   bool interactive = false;  // ask before each task (needs a terminal)
   bool yes = false;  // never prompt: nothing prompts unless asked, so this only documents intent
+  std::string lock_timeout = "0";  // --lock-timeout: how long to wait for the stack's lock
+  bool password_stdin = false;     // --password-stdin: the secrets password is stdin's first line
 };
 
 int CmdRun(const GlobalOptions& global, const RunOptions& options);
@@ -82,6 +84,46 @@ int CmdStateSet(const GlobalOptions& global, const StateOptions& options);
 int CmdStateDelete(const GlobalOptions& global, const StateOptions& options);
 int CmdStateClear(const GlobalOptions& global, const StateOptions& options);
 int CmdStateStats(const GlobalOptions& global, const StateOptions& options);
+
+// `secrets add|get|list|remove` (cmd_secrets.cc). --stack is required.
+struct SecretsOptions {
+  std::string name;
+  std::string stack;
+  std::string from_file;        // add: the value is this file's bytes (else standard input)
+  bool password_stdin = false;  // the password is standard input's first line
+  std::string output = "table";
+};
+
+int CmdSecretsAdd(const GlobalOptions& global, const SecretsOptions& options);
+int CmdSecretsGet(const GlobalOptions& global, const SecretsOptions& options);
+int CmdSecretsList(const GlobalOptions& global, const SecretsOptions& options);
+int CmdSecretsRemove(const GlobalOptions& global, const SecretsOptions& options);
+
+// `stack new|list|show|resources|outputs|history|export|import|delete|lock|unlock|drift`
+// (cmd_stack.cc).
+struct StackOptions {
+  std::string name;
+  std::string description;  // new -d
+  std::string file;         // new/drift -f, export --file, import FILE
+  std::string output = "table";
+  int limit = 0;          // history -n (0: all)
+  std::string reason;     // lock --reason
+  std::string ttl = "1h";  // lock --ttl
+  bool force = false;
+};
+
+int CmdStackNew(const GlobalOptions& global, const StackOptions& options);
+int CmdStackList(const GlobalOptions& global, const StackOptions& options);
+int CmdStackShow(const GlobalOptions& global, const StackOptions& options);
+int CmdStackResources(const GlobalOptions& global, const StackOptions& options);
+int CmdStackOutputs(const GlobalOptions& global, const StackOptions& options);
+int CmdStackHistory(const GlobalOptions& global, const StackOptions& options);
+int CmdStackExport(const GlobalOptions& global, const StackOptions& options);
+int CmdStackImport(const GlobalOptions& global, const StackOptions& options);
+int CmdStackDelete(const GlobalOptions& global, const StackOptions& options);
+int CmdStackLock(const GlobalOptions& global, const StackOptions& options);
+int CmdStackUnlock(const GlobalOptions& global, const StackOptions& options);
+int CmdStackDrift(const GlobalOptions& global, const StackOptions& options);
 
 // The command tree as plain data (main.cc fills it from the parser), for `completion`.
 struct OptionInfo {

@@ -27,6 +27,11 @@ void AddRunFlags(CLI::App* cmd, RunOptions& o) {
   cmd->add_flag("--check,--dry-run", o.check, "Change nothing; report what would change");
   cmd->add_flag("--interactive", o.interactive, "Ask before each task: run, skip, abort, continue");
   cmd->add_flag("--yes", o.yes, "Never prompt (there is no prompt by default)");
+  cmd->add_option("--lock-timeout", o.lock_timeout,
+                  "Wait this long for the stack's lock (default 0: fail at once)")
+      ->type_name("DURATION");
+  cmd->add_flag("--password-stdin", o.password_stdin,
+                "Read the secrets password from standard input's first line");
 }
 
 // Describes the parser's command tree as plain data for `completion`. With fallthrough, a
@@ -175,6 +180,105 @@ int Main(int argc, char** argv) {
   auto* state_stats = state->add_subcommand("stats", "Show counts of the state store");
   state_stats->add_option("-o,--output", st_stats.output, "table or json")->type_name("table|json");
   state_stats->callback([&] { rc = CmdStateStats(global, st_stats); });
+
+  auto* secrets = app.add_subcommand("secrets", "Store a stack's secrets, encrypted at rest");
+  secrets->require_subcommand(1);
+  SecretsOptions sec_add, sec_get, sec_list, sec_remove;
+  auto add_stack = [](CLI::App* cmd, SecretsOptions& o) {
+    cmd->add_option("--stack", o.stack, "The stack the secret belongs to")
+        ->required()
+        ->type_name("STACK");
+  };
+  auto add_password = [](CLI::App* cmd, SecretsOptions& o) {
+    cmd->add_flag("--password-stdin", o.password_stdin,
+                  "Read the password from standard input's first line "
+                  "(else $SLOTH_SECRETS_PASSWORD)");
+  };
+  auto* secrets_add = secrets->add_subcommand(
+      "add", "Encrypt and store a value (from --from-file, else standard input)");
+  secrets_add->add_option("name", sec_add.name, "Secret name")->required();
+  add_stack(secrets_add, sec_add);
+  secrets_add->add_option("--from-file", sec_add.from_file, "Read the value from this file")
+      ->type_name("FILE");
+  add_password(secrets_add, sec_add);
+  secrets_add->callback([&] { rc = CmdSecretsAdd(global, sec_add); });
+  auto* secrets_get = secrets->add_subcommand("get", "Decrypt and print a secret");
+  secrets_get->add_option("name", sec_get.name, "Secret name")->required();
+  add_stack(secrets_get, sec_get);
+  add_password(secrets_get, sec_get);
+  secrets_get->callback([&] { rc = CmdSecretsGet(global, sec_get); });
+  auto* secrets_list =
+      secrets->add_subcommand("list", "List a stack's secrets (names and times, no values)");
+  add_stack(secrets_list, sec_list);
+  secrets_list->add_option("-o,--output", sec_list.output, "table or json")
+      ->type_name("table|json");
+  secrets_list->callback([&] { rc = CmdSecretsList(global, sec_list); });
+  auto* secrets_remove = secrets->add_subcommand("remove", "Delete a secret");
+  secrets_remove->add_option("name", sec_remove.name, "Secret name")->required();
+  add_stack(secrets_remove, sec_remove);
+  secrets_remove->callback([&] { rc = CmdSecretsRemove(global, sec_remove); });
+
+  auto* stack =
+      app.add_subcommand("stack", "Stacks: resources, outputs, run history, locks, drift");
+  stack->require_subcommand(1);
+  StackOptions sk;  // one set of options: only one subcommand runs
+  auto stack_cmd = [&](const char* name, const char* help,
+                       int (*fn)(const GlobalOptions&, const StackOptions&)) {
+    auto* cmd = stack->add_subcommand(name, help);
+    cmd->callback([&, fn] { rc = fn(global, sk); });
+    return cmd;
+  };
+  auto* stack_new = stack_cmd("new", "Create a stack", CmdStackNew);
+  stack_new->add_option("name", sk.name, "Stack name")->required();
+  stack_new->add_option("-d,--description", sk.description, "What the stack is for");
+  stack_new->add_option("-f,--file", sk.file, "The stack's workflow file")->type_name("FILE");
+  auto* stack_list = stack_cmd("list", "List stacks", CmdStackList);
+  stack_list->add_option("-o,--output", sk.output, "table or json")->type_name("table|json");
+  struct Named {
+    const char* name;
+    const char* help;
+    int (*fn)(const GlobalOptions&, const StackOptions&);
+    bool output;
+  };
+  for (const Named& n :
+       {Named{"show", "Show a stack: outputs, resources, recent runs", CmdStackShow, true},
+        Named{"resources", "List a stack's resources", CmdStackResources, true},
+        Named{"outputs", "Print a stack's outputs", CmdStackOutputs, true}}) {
+    auto* cmd = stack_cmd(n.name, n.help, n.fn);
+    cmd->add_option("name", sk.name, "Stack name")->required();
+    if (n.output)
+      cmd->add_option("-o,--output", sk.output, "table or json")->type_name("table|json");
+  }
+  auto* stack_history = stack_cmd("history", "List a stack's runs, newest first", CmdStackHistory);
+  stack_history->add_option("name", sk.name, "Stack name")->required();
+  stack_history->add_option("-n,--limit", sk.limit, "Only the newest N runs");
+  stack_history->add_option("-o,--output", sk.output, "table or json")->type_name("table|json");
+  auto* stack_export = stack_cmd("export", "Write a whole stack as JSON", CmdStackExport);
+  stack_export->add_option("name", sk.name, "Stack name")->required();
+  stack_export->add_option("--file", sk.file, "Write here instead of stdout")->type_name("FILE");
+  auto* stack_import =
+      stack_cmd("import", "Read a stack written by `stack export`", CmdStackImport);
+  stack_import->add_option("file", sk.file, "Export file")->required()->type_name("FILE");
+  auto* stack_delete =
+      stack_cmd("delete", "Delete a stack with its resources and history", CmdStackDelete);
+  stack_delete->add_option("name", sk.name, "Stack name")->required();
+  stack_delete->add_flag("--force", sk.force, "Really delete (also when locked)");
+  auto* stack_lock =
+      stack_cmd("lock", "Lock a stack by hand (runs of it wait or fail)", CmdStackLock);
+  stack_lock->add_option("name", sk.name, "Stack name")->required();
+  stack_lock->add_option("--reason", sk.reason, "Why (shown to whoever finds it locked)");
+  stack_lock->add_option("--ttl", sk.ttl, "How long the lock lasts (default 1h)")
+      ->type_name("DURATION");
+  auto* stack_unlock = stack_cmd("unlock", "Release a stack's lock", CmdStackUnlock);
+  stack_unlock->add_option("name", sk.name, "Stack name")->required();
+  stack_unlock->add_flag("--force", sk.force, "Also release the lock of a running run");
+  auto* stack_drift =
+      stack_cmd("drift", "Re-run a stack's workflow in check mode and report what would change",
+                CmdStackDrift);
+  stack_drift->add_option("name", sk.name, "Stack name")->required();
+  stack_drift->add_option("-f,--file", sk.file, "Workflow file (default: the stack's)")
+      ->type_name("FILE");
+  stack_drift->add_option("-o,--output", sk.output, "table or json")->type_name("table|json");
 
   std::string shell;
   auto* completion = app.add_subcommand("completion", "Print a shell completion script");

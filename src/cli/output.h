@@ -28,6 +28,18 @@ class Renderer : public Progress, public LogSink {
                                 const WorkflowOutcome& outcome) = 0;
   // Called once at the very end.
   virtual void RunFinished(const RunSummary& summary) = 0;
+
+  // The run's secret values (Runtime::redactor()): everything a renderer prints passes through
+  // Redact(), so no secret reaches the terminal or the JSON document.
+  void SetRedactor(const Redactor* redactor) { redactor_ = redactor; }
+
+ protected:
+  std::string Redact(std::string_view text) const {
+    return redactor_ ? redactor_->Apply(text) : std::string(text);
+  }
+
+ private:
+  const Redactor* redactor_ = nullptr;
 };
 
 enum class OutputFormat { kBasic, kEnhanced, kJson };
@@ -40,8 +52,5 @@ struct RenderOptions {
 
 std::unique_ptr<Renderer> MakeBasicRenderer(RenderOptions options, bool enhanced);
 std::unique_ptr<Renderer> MakeJsonRenderer(RenderOptions options);
-
-// A stable id for a stack name (a name-based UUID), until stacks are kept in the store.
-std::string StackId(const std::string& name);
 
 }  // namespace sloth

@@ -169,7 +169,8 @@ class BasicRenderer : public Renderer {
   std::string Paint(const char* code, const std::string& s) const {
     return opt_.color ? code + s + kReset : s;
   }
-  void Print(const std::string& line) {
+  void Print(const std::string& text) {
+    std::string line = Redact(text);
     std::fwrite(line.data(), 1, line.size(), opt_.out);
     std::fputc('\n', opt_.out);
     std::fflush(opt_.out);

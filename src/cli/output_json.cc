@@ -29,12 +29,13 @@ class JsonRenderer : public Renderer {
   void Log(const std::string& task, LogLevel level, std::string_view text) override {
     if (level == LogLevel::kDebug && !opt_.verbose) return;
     std::string line = task.empty() ? std::string(text) : "[" + task + "] " + std::string(text);
-    std::fprintf(stderr, "%s\n", line.c_str());
+    std::fprintf(stderr, "%s\n", Redact(line).c_str());
   }
 
   void TaskFinished(size_t i, const TaskResult& r) override {
     if (r.status == TaskStatus::kFailed && plan_)
-      std::fprintf(stderr, "[%s] failed: %s\n", plan_->task(i).name.c_str(), r.error.c_str());
+      std::fprintf(stderr, "[%s] failed: %s\n", plan_->task(i).name.c_str(),
+                   Redact(r.error).c_str());
   }
 
   void WorkflowFinished(const Plan& plan, const RunInfo& info, const WorkflowOutcome& o) override {
@@ -44,13 +45,19 @@ class JsonRenderer : public Renderer {
     j["duration_ms"] = ToMillis(o.result.duration);
     j["run_id"] = info.run_id;
     j["workflow"] = plan.workflow().name;
-    j["stack"] = {{"id", StackId(info.stack)}, {"name", info.stack}};
+    j["stack"] = {{"id", info.stack_id}, {"name", info.stack}};
     if (!o.result.error.empty()) j["error"] = o.result.error;
     nlohmann::ordered_json tasks = nlohmann::ordered_json::object();
     auto* fields = tasks.get_ptr<nlohmann::ordered_json::object_t*>();
     for (size_t i : plan.order())  // names are unique: append, no lookup (keeps this linear)
       if (plan.selected(i)) fields->emplace_back(plan.task(i).name, TaskJson(o.result.tasks[i]));
     j["tasks"] = tasks;
+    if (info.check_mode) {
+      j["check"] = true;
+      j["changes"] = nlohmann::ordered_json::array();
+      for (const std::string& change : o.would_change)
+        j["changes"].push_back(nlohmann::ordered_json::parse(change));
+    }
     j["outputs"] = nlohmann::ordered_json::parse(o.outputs_json, nullptr, false);
     if (j["outputs"].is_discarded()) j["outputs"] = nlohmann::ordered_json::object();
     workflows_.push_back(std::move(j));
@@ -67,12 +74,30 @@ class JsonRenderer : public Renderer {
       doc["run_id"] = summary.run_id;
       doc["workflows"] = workflows_;
     }
+    RedactStrings(doc);
     std::string text = doc.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
     std::fprintf(opt_.out, "%s\n", text.c_str());
     std::fflush(opt_.out);
   }
 
  private:
+  // Redacts every string of the document (keys too) before it is serialized, so a secret with
+  // quotes or backslashes is caught in its plain form.
+  void RedactStrings(nlohmann::ordered_json& j) const {
+    if (j.is_string()) {
+      j = Redact(j.get_ref<const std::string&>());
+    } else if (j.is_array()) {
+      for (auto& item : j) RedactStrings(item);
+    } else if (j.is_object()) {
+      nlohmann::ordered_json out = nlohmann::ordered_json::object();
+      for (auto& [key, value] : j.items()) {
+        RedactStrings(value);
+        out[Redact(key)] = std::move(value);
+      }
+      j = std::move(out);
+    }
+  }
+
   RenderOptions opt_;
   const Plan* plan_ = nullptr;
   std::vector<nlohmann::ordered_json> workflows_;
@@ -82,24 +107,6 @@ class JsonRenderer : public Renderer {
 
 std::unique_ptr<Renderer> MakeJsonRenderer(RenderOptions options) {
   return std::make_unique<JsonRenderer>(options);
-}
-
-std::string StackId(const std::string& name) {
-  // Two FNV-1a hashes with different offsets, printed as a version-8 (custom) UUID.
-  auto fnv = [&](uint64_t h) {
-    for (unsigned char c : name) h = (h ^ c) * 1099511628211ULL;
-    return h;
-  };
-  uint64_t a = fnv(14695981039346656037ULL), b = fnv(0x9E3779B97F4A7C15ULL);
-  a = (a & ~0xF000ULL) | 0x8000ULL;
-  b = (b & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;
-  char out[40];
-  std::snprintf(
-      out, sizeof out, "%08llx-%04llx-%04llx-%04llx-%012llx",
-      static_cast<unsigned long long>(a >> 32), static_cast<unsigned long long>((a >> 16) & 0xFFFF),
-      static_cast<unsigned long long>(a & 0xFFFF), static_cast<unsigned long long>(b >> 48),
-      static_cast<unsigned long long>(b & 0xFFFFFFFFFFFFULL));
-  return out;
 }
 
 }  // namespace sloth

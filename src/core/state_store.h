@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -105,6 +106,14 @@ class StateStore {
   virtual Result<std::optional<LockInfo>> LockHolder(const std::string& name) = 0;
   // Releases the lock whoever holds it (an operator's override); returns whether it was held.
   virtual Result<bool> ForceUnlock(const std::string& name) = 0;
+
+  // Group commit: runs `calls` (which make store calls) as one commit where the store can.
+  // Each call still succeeds or fails on its own; the result is the commit's: when it is an
+  // error, no call's change was kept. By default each call commits on its own.
+  virtual Status Group(const std::function<void()>& calls) {
+    calls();
+    return Status::Ok();
+  }
 };
 
 // Milliseconds since the unix epoch.

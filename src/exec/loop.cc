@@ -63,7 +63,16 @@ uint64_t Loop::After(Duration delay, std::function<void()> fn) {
   return id;
 }
 
-void Loop::Cancel(uint64_t id) { timers_.erase(id); }  // its queue entry is skipped later
+uint64_t Loop::AfterInBackground(Duration delay, std::function<void()> fn) {
+  uint64_t id = After(delay, std::move(fn));
+  background_.insert(id);
+  return id;
+}
+
+void Loop::Cancel(uint64_t id) {
+  timers_.erase(id);  // its queue entry is skipped later
+  background_.erase(id);
+}
 
 double Loop::Random() { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_); }
 
@@ -84,6 +93,8 @@ void Loop::Post(Callback fn) {
   {
     std::lock_guard<std::mutex> lock(posted_mu_);
     posted_.push_back(std::move(fn));
+    // One wake-up per batch: the loop reads the eventfd before it takes the batch.
+    if (posted_.size() > 1) return;
   }
   uint64_t one = 1;
   ssize_t n = write(wake_fd_, &one, sizeof one);
@@ -131,6 +142,7 @@ void Loop::FireTimers() {
     if (it == timers_.end()) continue;  // cancelled
     Callback fn = std::move(it->second.second);
     timers_.erase(it);
+    background_.erase(id);
     fn();
   }
 }
@@ -139,7 +151,7 @@ bool Loop::RunOnce() {
   // The wake fd and the signal fd are our own; "nothing to wait for" means nothing else is
   // (child processes hold a Ref until they are reaped).
   size_t own = 1 + (signal_handlers_.empty() ? 0 : 1);
-  if (timers_.empty() && watchers_.size() <= own && refs_ == 0) {
+  if (timers_.size() == background_.size() && watchers_.size() <= own && refs_ == 0) {
     std::lock_guard<std::mutex> lock(posted_mu_);
     if (posted_.empty()) return false;
   }

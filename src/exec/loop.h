@@ -11,6 +11,7 @@
 #include <mutex>
 #include <random>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/executor.h"
@@ -33,6 +34,9 @@ class Loop : public Timers {
   // Timers (core::Timers).
   uint64_t After(Duration delay, std::function<void()> fn) override;
   void Cancel(uint64_t id) override;
+  // A timer that does not keep the loop alive (housekeeping such as renewing a lease): with
+  // only such timers left, RunOnce reports that there is nothing to wait for.
+  uint64_t AfterInBackground(Duration delay, std::function<void()> fn);
   Clock::time_point Now() const override { return Clock::now(); }
   double Random() override;
 
@@ -66,6 +70,7 @@ class Loop : public Timers {
   uint64_t next_timer_id_ = 1;
   std::multimap<Clock::time_point, uint64_t> timer_queue_;
   std::unordered_map<uint64_t, std::pair<Clock::time_point, Callback>> timers_;
+  std::unordered_set<uint64_t> background_;  // ids of timers made by AfterInBackground
   std::unordered_map<int, std::function<void(uint32_t)>> watchers_;
   std::map<int, std::function<void()>> signal_handlers_;
   std::mutex posted_mu_;

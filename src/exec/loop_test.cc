@@ -51,4 +51,19 @@ TEST(Loop, RunOnceReportsNothingToWaitFor) {
   EXPECT_FALSE(loop.RunOnce());
 }
 
+TEST(Loop, BackgroundTimersFireButDoNotKeepTheLoopAlive) {
+  Loop loop;
+  int fired = 0;
+  loop.AfterInBackground(std::chrono::hours(1), [&] { ++fired; });
+  EXPECT_FALSE(loop.RunOnce());  // only a background timer: nothing to wait for
+  loop.AfterInBackground(std::chrono::milliseconds(1), [&] { ++fired; });
+  bool done = false;
+  loop.After(std::chrono::milliseconds(20), [&] { done = true; });
+  loop.RunUntil([&] { return done; });
+  EXPECT_EQ(fired, 1);  // fired while a normal timer kept the loop running
+  uint64_t id = loop.AfterInBackground(std::chrono::milliseconds(1), [&] { ++fired; });
+  loop.Cancel(id);
+  EXPECT_FALSE(loop.RunOnce());
+}
+
 }  // namespace sloth

@@ -29,6 +29,20 @@ bool SignalPending() {
   return sigismember(&pending, SIGINT) || sigismember(&pending, SIGTERM);
 }
 
+// Passes log lines on with the secret values replaced: the one place every log line crosses.
+class RedactingSink : public LogSink {
+ public:
+  RedactingSink(LogSink* next, const Redactor& redactor) : next_(next), redactor_(redactor) {}
+  void Log(const std::string& task, LogLevel level, std::string_view text) override {
+    if (redactor_.empty()) return next_->Log(task, level, text);
+    next_->Log(task, level, redactor_.Apply(text));
+  }
+
+ private:
+  LogSink* next_;
+  const Redactor& redactor_;
+};
+
 }  // namespace
 
 struct Runtime::Thread {
@@ -61,7 +75,11 @@ void* LuaAlloc(void* ud, void* ptr, size_t old_size, size_t new_size) {
 }
 
 Runtime::Runtime(Loop& loop, RuntimeOptions options, LogSink* log)
-    : loop_(loop), options_(std::move(options)), log_(log), processes_(loop), pool_(loop, 8) {
+    : loop_(loop), options_(std::move(options)), processes_(loop), pool_(loop, 8) {
+  if (log) {
+    redacting_log_ = std::make_unique<RedactingSink>(log, redactor_);
+    log_ = redacting_log_.get();
+  }
   L_ = lua_newstate(LuaAlloc, this);
   *static_cast<Runtime**>(lua_getextraspace(L_)) = this;  // copied into every new thread
   // Generational GC: a run keeps a large, long-lived set of definitions and makes many

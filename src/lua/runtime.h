@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/duration.h"
+#include "base/redact.h"
 #include "base/status.h"
 #include "exec/loop.h"
 #include "exec/process.h"
@@ -20,6 +21,7 @@ struct lua_Debug;
 namespace sloth {
 
 class StateStore;
+class StackStore;
 
 enum class LogLevel { kDebug, kInfo, kWarn, kError, kSuccess, kOutput };
 
@@ -44,6 +46,18 @@ struct TaskContext {
   std::string cancel_reason;  // set when the attempt must stop
   std::vector<pid_t> processes;  // running child processes started for this task
   std::vector<std::pair<std::string, std::string>> env;  // :env({...}) for its commands
+};
+
+// The stack and run a workflow runs under, for the `stack` module. `run` sets it around each
+// workflow; without it (validate, list) the stack functions raise an error.
+struct RunScope {
+  std::string stack;
+  std::string stack_id;
+  std::string run_id;
+  StackStore* stacks = nullptr;
+  // In check mode: what would change, one JSON object per resource ({type, name, status,
+  // diff?}), for `run --check -o json` and `stack drift`.
+  std::vector<std::string>* would_change = nullptr;
 };
 
 struct RuntimeOptions {
@@ -74,7 +88,14 @@ class Runtime {
   Processes& processes() { return processes_; }
   ThreadPool& pool() { return pool_; }
   const RuntimeOptions& options() const { return options_; }
+  // Where modules send log lines: the sink given to the constructor behind a filter that
+  // replaces secret values (redactor()) with ***, so no line reaches it unredacted.
   LogSink* log() const { return log_; }
+  // The secret values of this run (the secret module adds them), for everything else that
+  // leaves the run: task results, run records, rendered output.
+  Redactor& redactor() { return redactor_; }
+  const Redactor& redactor() const { return redactor_; }
+  std::string Redact(std::string_view text) const { return redactor_.Apply(text); }
 
   // The one way a module function waits. `start(done)` begins the work; `done(pusher)` must be
   // called once, on the loop thread. Inside one of our coroutines the coroutine yields until
@@ -102,6 +123,8 @@ class Runtime {
   // When the loop runs dry while something still waits: what the parked goroutines wait on
   // (set by the goroutine module). Non-empty means a deadlock, reported as StallMessage().
   void SetStallReport(std::function<std::string()> report) { stall_report_ = std::move(report); }
+  void SetRunScope(const RunScope* scope) { run_scope_ = scope; }
+  const RunScope* run_scope() const { return run_scope_; }
   // "all goroutines are asleep - deadlock (...)" when goroutines are parked, else `fallback`.
   std::string StallMessage(const std::string& fallback) const;
 
@@ -136,7 +159,9 @@ class Runtime {
 
   Loop& loop_;
   RuntimeOptions options_;
-  LogSink* log_;
+  Redactor redactor_;
+  std::unique_ptr<LogSink> redacting_log_;
+  LogSink* log_ = nullptr;  // redacting_log_, or null when the runtime has no sink
   Processes processes_;
   ThreadPool pool_;
   lua_State* L_ = nullptr;
@@ -144,6 +169,7 @@ class Runtime {
   std::optional<Clock::time_point> load_deadline_;
   std::vector<std::pair<std::string, std::string>> extra_env_;
   std::function<std::string()> stall_report_;
+  const RunScope* run_scope_ = nullptr;
   TaskContext ended_;  // the context of goroutines whose task has ended (always cancelled)
   std::unordered_map<lua_State*, std::unique_ptr<Thread>> threads_;
   // The one of our coroutines being resumed (a user's own coroutine runs inside it and works

@@ -244,6 +244,9 @@ class LuaExecutor : public Executor {
     rt_.CancelTask(&slots_[i].ctx, reason);
   }
   void FinishTask(size_t i, const TaskResult& result, std::function<void()> done) override;
+  // Rollback of a failed run: calls the `undo` functions of the tasks that completed in this
+  // run, the last completed first, one at a time. Returns how many ran.
+  int UndoCompleted();
 
  private:
   struct Slot {
@@ -265,6 +268,7 @@ class LuaExecutor : public Executor {
     std::function<void()> done;
   };
   void RunNextHook(size_t i, std::shared_ptr<HookChain> chain);
+  bool Undo(size_t i);
 
   Runtime& rt_;
   lua_State* L_;
@@ -273,6 +277,7 @@ class LuaExecutor : public Executor {
   const RunInfo& info_;
   std::vector<Slot> slots_;
   std::shared_ptr<DepsView> deps_view_;  // also holds each task's output (registry refs)
+  std::vector<size_t> completed_;        // tasks that succeeded, in the order they did
 };
 
 // Copies every key of the table at `from` into the table at `to`.
@@ -531,6 +536,7 @@ void LuaExecutor::CopyArtifacts(size_t i) {
 void LuaExecutor::FinishTask(size_t i, const TaskResult& result, std::function<void()> done) {
   bool ok = result.status == TaskStatus::kSuccess || result.status == TaskStatus::kUnchanged;
   bool failed = result.status == TaskStatus::kFailed;
+  if (ok) completed_.push_back(i);
   if (ok) CopyArtifacts(i);
   std::vector<const char*> hooks;
   if (ok) hooks.push_back("on_success");
@@ -578,6 +584,46 @@ void LuaExecutor::RunNextHook(size_t i, std::shared_ptr<HookChain> chain) {
     rt_.EndTask(&slots_[i].ctx);
     RunNextHook(i, chain);
   });
+}
+
+int LuaExecutor::UndoCompleted() {
+  int ran = 0;
+  for (auto it = completed_.rbegin(); it != completed_.rend(); ++it) ran += Undo(*it) ? 1 : 0;
+  return ran;
+}
+
+// Calls task i's undo function as undo(this, params, output) and waits for it.
+bool LuaExecutor::Undo(size_t i) {
+  PushDef(i);
+  bool has_undo = lua_getfield(L_, -1, "undo") == LUA_TFUNCTION;
+  lua_pop(L_, 2);
+  if (!has_undo) return false;
+  PushInternal(L_);
+  lua_getfield(L_, -1, "bind_call");
+  lua_remove(L_, -2);
+  PushDef(i);
+  lua_getfield(L_, -1, "undo");
+  lua_remove(L_, -2);
+  PushThis(i);
+  lua_getfield(L_, -1, "params");
+  if (deps_view_->output_refs[i] != LUA_NOREF)
+    lua_rawgeti(L_, LUA_REGISTRYINDEX, deps_view_->output_refs[i]);
+  else
+    lua_newtable(L_);
+  slots_[i].ctx.cancel_reason.clear();
+  slots_[i].ctx.deadline.reset();
+  bool finished = false;
+  rt_.Spawn(4, &slots_[i].ctx, [this, i, &finished](lua_State* co, int status) {
+    const std::string& name = plan_.task(i).name;
+    if (status == LUA_OK)
+      rt_.Log(co, LogLevel::kInfo, "undo of task " + name + " done");
+    else
+      rt_.Log(co, LogLevel::kWarn, "undo of task " + name + " failed: " + ErrorWithTraceback(co));
+    rt_.EndTask(&slots_[i].ctx);
+    finished = true;
+  });
+  rt_.loop().RunUntil([&] { return finished; });
+  return true;
 }
 
 void PushResults(lua_State* L, const Plan& plan, const RunResult& result) {
@@ -666,13 +712,21 @@ WorkflowOutcome RunWorkflow(Runtime& rt, const LoadedWorkflow& workflow, const P
   WorkflowOutcome outcome;
   if (!scheduler.done()) {
     // Nothing can make progress (a deadlock): fail what runs with the reason, then finish.
-    scheduler.Abort(rt.StallMessage("internal error: the run stalled with nothing left to wait for"));
+    scheduler.Abort(
+        rt.StallMessage("internal error: the run stalled with nothing left to wait for"));
     rt.loop().RunUntil([&] { return scheduler.done(); });
   }
   outcome.result = scheduler.result();
   if (!scheduler.done()) {
     outcome.result.status = RunStatus::kFailed;
     outcome.result.error = "internal error: the run stalled with nothing left to wait for";
+  }
+  // Rollback (state-and-stacks.md): only a failed run, only what this run completed.
+  if (outcome.result.status == RunStatus::kFailed) {
+    int undone = executor.UndoCompleted();
+    if (undone > 0 && rt.log())
+      rt.log()->Log("", LogLevel::kInfo,
+                    "rolled back " + std::to_string(undone) + (undone == 1 ? " task" : " tasks"));
   }
   lua_pushboolean(L, outcome.result.status == RunStatus::kSuccess);
   PushResults(L, plan, outcome.result);

@@ -24,15 +24,18 @@ Result<std::vector<LoadedWorkflow>> LoadWorkflows(Runtime& rt, const std::string
 
 struct RunInfo {
   std::string stack;
+  std::string stack_id;
   std::string run_id;
   std::string artifacts_dir;        // where artifacts of this run are kept
   std::optional<int> max_parallel;  // --parallel
+  bool check_mode = false;
   Gate* gate = nullptr;             // --interactive
 };
 
 struct WorkflowOutcome {
   RunResult result;
   std::string outputs_json = "{}";  // the `outputs` global after the run
+  std::vector<std::string> would_change;  // check mode: resources that would change (JSON)
 };
 
 // Runs `plan` (built from `workflow`) to completion. `started` receives the scheduler so the

@@ -1,28 +1,46 @@
 #include "store/db.h"
 
 #include <sqlite3.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 #include <system_error>
 
 namespace sloth {
 
-Statement::~Statement() {
-  if (stmt_) sqlite3_finalize(stmt_);
-}
+Statement::~Statement() { Release(); }
 
-Statement::Statement(Statement&& other) noexcept : stmt_(other.stmt_), db_(other.db_) {
+Statement::Statement(Statement&& other) noexcept
+    : stmt_(other.stmt_), db_(other.db_), pool_(other.pool_) {
   other.stmt_ = nullptr;
 }
 
 Statement& Statement::operator=(Statement&& other) noexcept {
   if (this != &other) {
-    if (stmt_) sqlite3_finalize(stmt_);
+    Release();
     stmt_ = other.stmt_;
     db_ = other.db_;
+    pool_ = other.pool_;
     other.stmt_ = nullptr;
   }
   return *this;
+}
+
+void Statement::Release() {
+  if (!stmt_) return;
+  if (pool_) {
+    // Reset also ends the statement's read transaction, which an unfinished SELECT keeps open.
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    pool_->push_back(stmt_);
+  } else {
+    sqlite3_finalize(stmt_);
+  }
+  stmt_ = nullptr;
 }
 
 Statement& Statement::Bind(int index, int64_t value) {
@@ -88,6 +106,22 @@ std::optional<int64_t> Statement::OptInt(int col) const {
   return Int(col);
 }
 
+namespace {
+
+// Why SQLite may fail to open or write a database in `dir`, when the file system says so: its
+// own messages ("unable to open database file", "disk I/O error") do not tell.
+std::string Why(const std::filesystem::path& dir) {
+  std::string d = dir.empty() ? "." : dir.string();
+  if (access(d.c_str(), W_OK) != 0)
+    return " (" + d + ": " + std::strerror(errno) + ")";  // EROFS also applies to root
+  struct statvfs fs;
+  if (statvfs(d.c_str(), &fs) == 0 && fs.f_bavail * fs.f_frsize < 64 * 1024)
+    return " (" + d + ": no space left on the device)";
+  return "";
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Db>> Db::Open(const std::string& path, int busy_timeout_ms) {
   std::error_code ec;
   std::filesystem::path parent = std::filesystem::path(path).parent_path();
@@ -102,21 +136,22 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, int busy_timeout_m
   if (rc != SQLITE_OK) {
     std::string message = raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);
     sqlite3_close(raw);
-    return Status::Error("cannot open " + path + ": " + message);
+    return Status::Error("cannot open " + path + ": " + message + Why(parent));
   }
   std::unique_ptr<Db> db(new Db(raw, path));
   sqlite3_busy_timeout(raw, busy_timeout_ms);
   // journal_mode returns a row; a read-only file or directory fails here or at the first write.
-  Result<Statement> wal = db->Prepare("PRAGMA journal_mode=WAL");
-  if (!wal.ok()) return Status::Error("cannot open " + path + ": " + wal.error());
-  if (Result<bool> row = wal->Step(); !row.ok())
-    return Status::Error("cannot open " + path + ": " + row.error());
-  if (Status s = db->Exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON"); !s.ok())
-    return Status::Error("cannot open " + path + ": " + s.message());
+  Status wal = db->Exec("PRAGMA journal_mode=WAL");
+  if (wal.ok()) wal = db->Exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON");
+  if (!wal.ok()) return Status::Error("cannot open " + path + ": " + wal.message() + Why(parent));
   return db;
 }
 
-Db::~Db() { sqlite3_close_v2(db_); }
+Db::~Db() {
+  for (auto& [sql, pool] : cache_)
+    for (sqlite3_stmt* stmt : pool) sqlite3_finalize(stmt);
+  sqlite3_close_v2(db_);
+}
 
 std::string Db::Error(const std::string& what) const {
   int rc = sqlite3_errcode(db_);
@@ -142,11 +177,76 @@ Result<Statement> Db::Prepare(const std::string& sql) {
   return Statement(stmt, db_);
 }
 
+Result<Statement> Db::Cached(std::string_view sql) {
+  auto it = cache_.find(sql);
+  if (it == cache_.end()) it = cache_.emplace(std::string(sql), Statement::Pool()).first;
+  Statement::Pool& pool = it->second;
+  if (!pool.empty()) {
+    sqlite3_stmt* stmt = pool.back();
+    pool.pop_back();
+    return Statement(stmt, db_, &pool);
+  }
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                              SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+  if (rc != SQLITE_OK) return Status::Error(Error("cannot prepare \"" + std::string(sql) + "\""));
+  return Statement(stmt, db_, &pool);
+}
+
+Status Db::Step(std::string_view sql) {
+  Result<Statement> st = Cached(sql);
+  if (!st.ok()) return st.status();
+  return st->Run();
+}
+
+namespace {
+
+// Counts the open Transaction bodies, also when one throws.
+struct Depth {
+  explicit Depth(int& depth) : depth_(depth) { ++depth_; }
+  ~Depth() { --depth_; }
+  int& depth_;
+};
+
+}  // namespace
+
 Status Db::Transaction(const std::function<Status()>& body) {
-  if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-  Status result = body();
-  if (result.ok()) result = Exec("COMMIT");
-  if (!result.ok() && !sqlite3_get_autocommit(db_)) (void)Exec("ROLLBACK");
+  if (depth_ > 0) return Savepoint(body);
+  if (Status s = Step("BEGIN IMMEDIATE"); !s.ok()) return s;
+  aborted_ = Status::Ok();
+  Status result;
+  {
+    Depth depth(depth_);
+    result = body();
+  }
+  if (result.ok()) result = aborted_;
+  if (result.ok()) result = Step("COMMIT");
+  if (result.ok()) ++commits_;
+  if (!result.ok() && !sqlite3_get_autocommit(db_)) (void)Step("ROLLBACK");
+  aborted_ = Status::Ok();
+  return result;
+}
+
+Status Db::Savepoint(const std::function<Status()>& body) {
+  if (!aborted_.ok()) return aborted_;
+  if (Status s = Step("SAVEPOINT nested"); !s.ok()) return s;
+  Status result;
+  {
+    Depth depth(depth_);
+    result = body();
+  }
+  if (sqlite3_get_autocommit(db_)) {
+    // SQLite rolled the whole transaction back (SQLITE_FULL, SQLITE_IOERR...): what the other
+    // nested bodies did is gone too, so the enclosing transaction must fail.
+    aborted_ = result.ok() ? Status::Error("the transaction was rolled back") : result;
+    return aborted_;
+  }
+  if (result.ok()) {
+    result = Step("RELEASE nested");  // keeps the changes in the enclosing transaction
+    if (result.ok()) return result;
+  }
+  (void)Step("ROLLBACK TO nested");
+  (void)Step("RELEASE nested");
   return result;
 }
 

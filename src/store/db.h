@@ -7,6 +7,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "base/status.h"
@@ -50,9 +52,13 @@ class Statement {
 
  private:
   friend class Db;
-  Statement(sqlite3_stmt* stmt, sqlite3* db) : stmt_(stmt), db_(db) {}
+  using Pool = std::vector<sqlite3_stmt*>;
+  Statement(sqlite3_stmt* stmt, sqlite3* db, Pool* pool = nullptr)
+      : stmt_(stmt), db_(db), pool_(pool) {}
+  void Release();
   sqlite3_stmt* stmt_ = nullptr;
   sqlite3* db_ = nullptr;
+  Pool* pool_ = nullptr;  // set for a cached statement: it goes back there instead of finalized
 };
 
 struct Migration {
@@ -71,9 +77,21 @@ class Db {
 
   Status Exec(const std::string& sql);
   Result<Statement> Prepare(const std::string& sql);
+  // Like Prepare, for SQL run again and again (constant text): the compiled statement is kept,
+  // keyed by its text, and reused. The Statement goes back to the cache, reset and unbound, when
+  // it is destroyed; it must not outlive the Db. Nested use of the same text is safe: a text in
+  // use gets a second statement.
+  Result<Statement> Cached(std::string_view sql);
   // Runs `body` inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK when it fails). IMMEDIATE takes
   // the write lock at once, so read-modify-write bodies are atomic across processes.
+  // Called from inside another Transaction's body, it runs `body` in a SAVEPOINT instead: its
+  // failure undoes only its own changes, and the enclosing transaction goes on (a group commit
+  // runs many store calls this way, see StateStore::Group). If an error made SQLite roll the
+  // whole transaction back (disk full, I/O error), the later nested bodies do not run and the
+  // outer Transaction returns that error.
   Status Transaction(const std::function<Status()>& body);
+  // Top-level transactions committed by this connection (for tests and benchmarks).
+  int64_t commits() const { return commits_; }
   // Applies the migrations newer than the recorded schema_version, each in its own
   // transaction, in order.
   Status Migrate(const std::vector<Migration>& migrations);
@@ -84,8 +102,22 @@ class Db {
  private:
   Db(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   std::string Error(const std::string& what) const;
+  Status Step(std::string_view sql);
+  Status Savepoint(const std::function<Status()>& body);
+
+  // Heterogeneous lookup: Cached(string_view) finds a std::string key without a copy.
+  struct TextHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
   sqlite3* db_;
   std::string path_;
+  // Idle compiled statements by SQL text (unordered_map nodes are stable: Statements point at
+  // their pool).
+  std::unordered_map<std::string, Statement::Pool, TextHash, std::equal_to<>> cache_;
+  int depth_ = 0;   // open Transaction bodies: > 0 means nested calls use savepoints
+  Status aborted_;  // why SQLite rolled the current transaction back, if it did
+  int64_t commits_ = 0;
 };
 
 }  // namespace sloth

@@ -78,6 +78,29 @@ const std::vector<Migration>& StoreMigrations() {
        "  output TEXT NOT NULL DEFAULT '{}',"
        "  PRIMARY KEY (run_id, name)"
        ") WITHOUT ROWID;"},
+      // Secrets, keyed by stack name so they can be added before the stack's first run. One key
+      // record per stack (the salt and a sealed check value that tells a wrong password), and
+      // the sealed values (base64 text).
+      {3,
+       "CREATE TABLE secret_keys ("
+       "  stack TEXT PRIMARY KEY,"
+       "  salt TEXT NOT NULL,"
+       "  alg INTEGER NOT NULL,"
+       "  opslimit INTEGER NOT NULL,"
+       "  memlimit INTEGER NOT NULL,"
+       "  check_nonce TEXT NOT NULL,"
+       "  check_ct TEXT NOT NULL,"
+       "  created_at INTEGER NOT NULL"
+       ") WITHOUT ROWID;"
+       "CREATE TABLE secrets ("
+       "  stack TEXT NOT NULL REFERENCES secret_keys(stack),"
+       "  name TEXT NOT NULL,"
+       "  nonce TEXT NOT NULL,"
+       "  ciphertext TEXT NOT NULL,"
+       "  created_at INTEGER NOT NULL,"
+       "  updated_at INTEGER NOT NULL,"
+       "  PRIMARY KEY (stack, name)"
+       ") WITHOUT ROWID;"},
   };
   return migrations;
 }

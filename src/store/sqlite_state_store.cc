@@ -12,7 +12,9 @@ namespace {
 
 using nlohmann::json;
 
-constexpr char kLive[] = "(expires_at IS NULL OR expires_at > ?)";
+constexpr char kReadLive[] =
+    "SELECT value, expires_at FROM state_kv WHERE key = ? AND "
+    "(expires_at IS NULL OR expires_at > ?)";
 
 Result<json> Parse(const std::string& text, const std::string& key) {
   json value = json::parse(text, nullptr, false);
@@ -45,9 +47,19 @@ Result<std::unique_ptr<SqliteStateStore>> SqliteStateStore::Open(const std::stri
   return std::make_unique<SqliteStateStore>(std::move(*db));
 }
 
+Status SqliteStateStore::Group(const std::function<void()>& calls) {
+  // Each call's own Transaction runs as a savepoint inside this one (Db::Transaction).
+  return db_->Transaction([&]() -> Status {
+    if (Status s = Purge(NowUnixMs()); !s.ok()) return s;
+    grouped_ = true;
+    calls();
+    grouped_ = false;
+    return Status::Ok();
+  });
+}
+
 Result<std::optional<StateEntry>> SqliteStateStore::ReadLive(const std::string& key, int64_t now) {
-  Result<Statement> st = db_->Prepare(
-      std::string("SELECT value, expires_at FROM state_kv WHERE key = ? AND ") + kLive);
+  Result<Statement> st = db_->Cached(kReadLive);
   if (!st.ok()) return st.status();
   st->Bind(1, key).Bind(2, now);
   Result<bool> row = st->Step();
@@ -58,7 +70,7 @@ Result<std::optional<StateEntry>> SqliteStateStore::ReadLive(const std::string& 
 
 Status SqliteStateStore::Write(const std::string& key, const std::string& value,
                                std::optional<int64_t> expires_at) {
-  Result<Statement> st = db_->Prepare(
+  Result<Statement> st = db_->Cached(
       "INSERT INTO state_kv (key, value, expires_at, updated_at) VALUES (?, ?, ?, ?) "
       "ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, "
       "updated_at = excluded.updated_at");
@@ -67,7 +79,7 @@ Status SqliteStateStore::Write(const std::string& key, const std::string& value,
 }
 
 Status SqliteStateStore::Remove(const std::string& key) {
-  Result<Statement> st = db_->Prepare("DELETE FROM state_kv WHERE key = ?");
+  Result<Statement> st = db_->Cached("DELETE FROM state_kv WHERE key = ?");
   if (!st.ok()) return st.status();
   return st->Bind(1, key).Run();
 }
@@ -87,13 +99,18 @@ Status SqliteStateStore::Set(const std::string& key, const std::string& value,
                              std::optional<int64_t> ttl_ms) {
   return db_->Transaction([&]() -> Status {
     int64_t now = NowUnixMs();
-    // Lazy purge: expired rows go when someone writes (the partial index keeps this cheap).
-    Result<Statement> purge =
-        db_->Prepare("DELETE FROM state_kv WHERE expires_at IS NOT NULL AND expires_at <= ?");
-    if (!purge.ok()) return purge.status();
-    if (Status s = purge->Bind(1, now).Run(); !s.ok()) return s;
+    if (!grouped_)  // a group purged once for all its calls
+      if (Status s = Purge(now); !s.ok()) return s;
     return Write(key, value, ttl_ms ? std::optional<int64_t>(now + *ttl_ms) : std::nullopt);
   });
+}
+
+// Lazy purge: expired rows go when someone writes (the partial index keeps this cheap).
+Status SqliteStateStore::Purge(int64_t now) {
+  Result<Statement> purge =
+      db_->Cached("DELETE FROM state_kv WHERE expires_at IS NOT NULL AND expires_at <= ?");
+  if (!purge.ok()) return purge.status();
+  return purge->Bind(1, now).Run();
 }
 
 Result<bool> SqliteStateStore::Delete(const std::string& key) {
@@ -129,9 +146,9 @@ Result<bool> SqliteStateStore::SetTtl(const std::string& key, std::optional<int6
 }
 
 Result<std::vector<StateEntry>> SqliteStateStore::List(const std::string& prefix) {
-  Result<Statement> st = db_->Prepare(
-      std::string("SELECT key, value, expires_at FROM state_kv WHERE substr(key, 1, length(?1)) "
-                  "= ?1 AND (expires_at IS NULL OR expires_at > ?2) ORDER BY key"));
+  Result<Statement> st = db_->Cached(
+      "SELECT key, value, expires_at FROM state_kv WHERE substr(key, 1, length(?1)) "
+      "= ?1 AND (expires_at IS NULL OR expires_at > ?2) ORDER BY key");
   if (!st.ok()) return st.status();
   st->Bind(1, prefix).Bind(2, NowUnixMs());
   std::vector<StateEntry> out;
@@ -148,12 +165,9 @@ Result<int64_t> SqliteStateStore::Clear(const std::string& prefix) {
   int64_t removed = 0;
   Status s = db_->Transaction([&]() -> Status {
     int64_t now = NowUnixMs();
-    Result<Statement> purge =
-        db_->Prepare("DELETE FROM state_kv WHERE expires_at IS NOT NULL AND expires_at <= ?");
-    if (!purge.ok()) return purge.status();
-    if (Status p = purge->Bind(1, now).Run(); !p.ok()) return p;
+    if (Status p = Purge(now); !p.ok()) return p;
     Result<Statement> st =
-        db_->Prepare("DELETE FROM state_kv WHERE substr(key, 1, length(?1)) = ?1");
+        db_->Cached("DELETE FROM state_kv WHERE substr(key, 1, length(?1)) = ?1");
     if (!st.ok()) return st.status();
     if (Status r = st->Bind(1, prefix).Run(); !r.ok()) return r;
     removed = db_->Changes();
@@ -165,7 +179,7 @@ Result<int64_t> SqliteStateStore::Clear(const std::string& prefix) {
 
 Result<StateStats> SqliteStateStore::Stats() {
   int64_t now = NowUnixMs();
-  Result<Statement> st = db_->Prepare(
+  Result<Statement> st = db_->Cached(
       "SELECT COALESCE(SUM(CASE WHEN expires_at IS NULL OR expires_at > ?1 THEN 1 ELSE 0 END), 0),"
       " COALESCE(SUM(CASE WHEN expires_at IS NULL OR expires_at > ?1 THEN 0 ELSE 1 END), 0),"
       " COALESCE(SUM(CASE WHEN expires_at IS NULL OR expires_at > ?1 THEN length(CAST(value AS "
@@ -178,7 +192,7 @@ Result<StateStats> SqliteStateStore::Stats() {
   stats.keys = st->Int(0);
   stats.expired = st->Int(1);
   stats.value_bytes = st->Int(2);
-  Result<Statement> locks = db_->Prepare(
+  Result<Statement> locks = db_->Cached(
       "SELECT name, owner, host, pid, token, expires_at FROM state_locks "
       "WHERE owner != '' AND expires_at > ?");
   if (!locks.ok()) return locks.status();
@@ -343,7 +357,7 @@ Result<int64_t> SqliteStateStore::ListLength(const std::string& key) {
 }
 
 Result<std::optional<LockInfo>> SqliteStateStore::ReadLock(const std::string& name) {
-  Result<Statement> st = db_->Prepare(
+  Result<Statement> st = db_->Cached(
       "SELECT owner, host, pid, token, expires_at, acquired_at FROM state_locks "
       "WHERE name = ?");
   if (!st.ok()) return st.status();
@@ -367,7 +381,7 @@ Result<LockAttempt> SqliteStateStore::TryLock(const std::string& name, const Loc
       return Status::Ok();
     }
     int64_t token = current->has_value() ? (*current)->token + 1 : 1;
-    Result<Statement> st = db_->Prepare(
+    Result<Statement> st = db_->Cached(
         "INSERT INTO state_locks (name, owner, host, pid, token, expires_at, acquired_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, "
         "host = excluded.host, pid = excluded.pid, token = excluded.token, "
@@ -389,7 +403,7 @@ Result<bool> SqliteStateStore::RenewLock(const std::string& name, int64_t token,
   bool renewed = false;
   Status s = db_->Transaction([&]() -> Status {
     int64_t now = NowUnixMs();
-    Result<Statement> st = db_->Prepare(
+    Result<Statement> st = db_->Cached(
         "UPDATE state_locks SET expires_at = ? WHERE name = ? AND token = ? AND owner != '' "
         "AND expires_at > ?");
     if (!st.ok()) return st.status();
@@ -407,7 +421,7 @@ Result<bool> SqliteStateStore::Unlock(const std::string& name, int64_t token) {
   bool released = false;
   Status s = db_->Transaction([&]() -> Status {
     // The row stays (with its last token) so the next holder's token is larger.
-    Result<Statement> st = db_->Prepare(
+    Result<Statement> st = db_->Cached(
         "UPDATE state_locks SET owner = '', host = '', pid = 0, expires_at = 0 "
         "WHERE name = ? AND token = ? AND owner != '' AND expires_at > ?");
     if (!st.ok()) return st.status();
@@ -432,7 +446,7 @@ Result<bool> SqliteStateStore::ForceUnlock(const std::string& name) {
     Result<std::optional<LockInfo>> current = ReadLock(name);
     if (!current.ok()) return current.status();
     if (!current->has_value() || !Held(**current, NowUnixMs())) return Status::Ok();
-    Result<Statement> st = db_->Prepare(
+    Result<Statement> st = db_->Cached(
         "UPDATE state_locks SET owner = '', host = '', pid = 0, expires_at = 0 WHERE name = ?");
     if (!st.ok()) return st.status();
     released = true;

@@ -1,6 +1,7 @@
 // SqliteStateStore: StateStore over one SQLite file (normally <data dir>/sloth.db). Every
 // read-modify-write runs in a BEGIN IMMEDIATE transaction, so concurrent processes never lose
-// an update. Not thread-safe: use one instance per thread (each opens its own connection).
+// an update. Statements are compiled once and reused (Db::Cached). Not thread-safe: use one
+// instance per thread (each opens its own connection).
 #pragma once
 
 #include <memory>
@@ -43,6 +44,8 @@ class SqliteStateStore : public StateStore {
   Result<bool> Unlock(const std::string& name, int64_t token) override;
   Result<std::optional<LockInfo>> LockHolder(const std::string& name) override;
   Result<bool> ForceUnlock(const std::string& name) override;
+  // One BEGIN IMMEDIATE ... COMMIT around the calls, each call in its own savepoint.
+  Status Group(const std::function<void()>& calls) override;
 
   Db& db() { return *db_; }
 
@@ -52,8 +55,10 @@ class SqliteStateStore : public StateStore {
   Status Remove(const std::string& key);
   Result<std::optional<std::string>> Pop(const std::string& key, bool remove);
   Result<std::optional<LockInfo>> ReadLock(const std::string& name);
+  Status Purge(int64_t now);
 
   std::shared_ptr<Db> db_;
+  bool grouped_ = false;  // inside Group, which purged expired rows already
 };
 
 }  // namespace sloth

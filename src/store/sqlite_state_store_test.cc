@@ -241,5 +241,30 @@ TEST_F(StateStoreTest, OpenFailsCleanlyWhereNoFileCanBeCreated) {
   EXPECT_NE(s.error().find("cannot create"), std::string::npos) << s.error();
 }
 
+TEST_F(StateStoreTest, GroupCommitsItsCallsOnceAndIsolatesFailures) {
+  ASSERT_TRUE(store_->Set("text", "\"abc\"", std::nullopt).ok());
+  int64_t before = store_->db().commits();
+  Status set_a, set_b;
+  Result<std::string> bad = Status::Error("not run");
+  Result<bool> swapped = Status::Error("not run");
+  Status group = store_->Group([&] {
+    set_a = store_->Set("a", "1", std::nullopt);
+    bad = store_->Increment("text", "1");  // fails: its own error, nothing else undone
+    set_b = store_->Set("b", "2", std::nullopt);
+    swapped = store_->CompareSwap("a", "1", "10");  // sees the earlier call's write
+  });
+  ASSERT_TRUE(group.ok()) << group.message();
+  EXPECT_TRUE(set_a.ok() && set_b.ok());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().find("not a number"), std::string::npos) << bad.error();
+  ASSERT_TRUE(swapped.ok());
+  EXPECT_TRUE(*swapped);
+  EXPECT_EQ(store_->db().commits(), before + 1);
+  auto other = Open();  // committed: another connection sees it
+  EXPECT_EQ(**other->Get("a"), "10");
+  EXPECT_EQ(**other->Get("b"), "2");
+  EXPECT_EQ(**other->Get("text"), "\"abc\"");
+}
+
 }  // namespace
 }  // namespace sloth

@@ -20,6 +20,8 @@ const Module& WorkdirModule();
 const Module& StringsModule();
 const Module& TimeModule();
 const Module& StateModule();
+const Module& StackModule();
+const Module& SecretModule();
 const Module& GoroutineModule();
 
 inline const Module& (*const kModuleList[])() = {
@@ -37,6 +39,8 @@ inline const Module& (*const kModuleList[])() = {
     TemplateModule,
     HttpModule,
     StateModule,
+    StackModule,
+    SecretModule,
     GoroutineModule,
 };
 

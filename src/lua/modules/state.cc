@@ -2,8 +2,12 @@
 // dir's database (state-and-stacks.md). Values keep their Lua type: they are stored as JSON.
 #include <unistd.h>
 
+#include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <lua.hpp>
 
@@ -34,10 +38,6 @@ template <typename T>
 T Check(lua_State* L, const char* fn, Result<T> result) {
   if (!result.ok()) luaL_error(L, "state.%s: %s", fn, result.error().c_str());
   return std::move(*result);
-}
-
-void Check(lua_State* L, const char* fn, const Status& status) {
-  if (!status.ok()) luaL_error(L, "state.%s: %s", fn, status.message().c_str());
 }
 
 std::string CheckKey(lua_State* L, int index) {
@@ -80,15 +80,167 @@ bool CheckMode(lua_State* L, const std::string& what) {
   return true;
 }
 
+// --- group commit ------------------------------------------------------------------------
+//
+// A commit costs SQLite a write to the WAL, so a writer that commits every write is bounded by
+// the commits per second (tens of thousands at best). Writes that different coroutines (tasks,
+// goroutines) issue in the same loop turn therefore share one transaction: the first queued write
+// posts a flush to the loop, and by the time the flush runs the other coroutines of that turn have
+// queued theirs. The flush runs them all through StateStore::Group (BEGIN IMMEDIATE, each write in
+// its own savepoint, COMMIT) and only then lets the writers go on, each with its own result: a
+// write is durable when the call returns, and one write's failure does not undo the others. Code
+// that cannot yield (the top level of a file, a metamethod) writes at once, in its own transaction.
+
+constexpr char kGroupMeta[] = "sloth.state_group_commit";  // the metatable (registry key)
+constexpr char kGroupKey[] = "sloth.state_group";          // the registry key of the instance
+
+class GroupCommit : public std::enable_shared_from_this<GroupCommit> {
+ public:
+  struct Write {
+    std::function<void(StateStore&)> run;          // the store call; it keeps its own result
+    std::function<void(const Status&)> committed;  // then called with the commit's status
+    bool cancelled = false;                        // its waiter went away before the flush
+  };
+
+  explicit GroupCommit(Loop& loop) : loop_(loop) {}
+
+  // This runtime's instance (kept in the registry, so it lives as long as the Lua state).
+  static std::shared_ptr<GroupCommit> Of(lua_State* L) {
+    if (lua_getfield(L, LUA_REGISTRYINDEX, kGroupKey) == LUA_TUSERDATA) {
+      auto group = *static_cast<std::shared_ptr<GroupCommit>*>(lua_touserdata(L, -1));
+      lua_pop(L, 1);
+      return group;
+    }
+    lua_pop(L, 1);
+    auto* slot = new (lua_newuserdatauv(L, sizeof(std::shared_ptr<GroupCommit>), 0))
+        std::shared_ptr<GroupCommit>(std::make_shared<GroupCommit>(Runtime::From(L).loop()));
+    luaL_setmetatable(L, kGroupMeta);
+    lua_setfield(L, LUA_REGISTRYINDEX, kGroupKey);
+    return *slot;
+  }
+
+  void Submit(StateStore* store, std::shared_ptr<Write> write) {
+    store_ = store;  // a runtime has one store
+    queue_.push_back(std::move(write));
+    if (scheduled_) return;
+    scheduled_ = true;
+    loop_.Post([self = weak_from_this()] {
+      if (auto group = self.lock()) group->Flush();
+    });
+  }
+
+ private:
+  void Flush() {
+    scheduled_ = false;
+    std::vector<std::shared_ptr<Write>> batch;
+    batch.swap(queue_);
+    bool ran = false;
+    Status commit = store_->Group([&] {
+      for (auto& write : batch) {
+        if (write->cancelled) continue;
+        ran = true;
+        write->run(*store_);
+      }
+    });
+    if (!commit.ok() && ran && batch.size() > 1) {
+      // The transaction itself failed (disk full, I/O error) and kept nothing. Each write again
+      // on its own, so that one write that cannot fit does not fail the others.
+      for (auto& write : batch) {
+        if (write->cancelled) continue;
+        write->committed(store_->Group([&] { write->run(*store_); }));
+      }
+      return;
+    }
+    for (auto& write : batch)
+      if (!write->cancelled) write->committed(commit);
+  }
+
+  Loop& loop_;
+  StateStore* store_ = nullptr;
+  std::vector<std::shared_ptr<Write>> queue_;
+  bool scheduled_ = false;
+};
+
+int GroupGc(lua_State* L) {
+  static_cast<std::shared_ptr<GroupCommit>*>(luaL_checkudata(L, 1, kGroupMeta))->~shared_ptr();
+  return 0;
+}
+
+// Runs the store write `op`, then `push` turns its value into the function's results. In a
+// coroutine that can wait, the write joins this loop turn's group commit; elsewhere it runs at
+// once. Errors (the write's own, or the commit's) raise "state.FN: message".
+template <typename T>
+int Commit(lua_State* L, const char* fn, std::function<Result<T>(StateStore&)> op,
+           std::function<int(lua_State*, T&)> push) {
+  StateStore* store = &Store(L);
+  if (!lua_isyieldable(L)) {
+    T value = Check(L, fn, op(*store));
+    return push(L, value);
+  }
+  auto result = std::make_shared<std::optional<Result<T>>>();
+  auto write = std::make_shared<GroupCommit::Write>();
+  write->run = [op = std::move(op), result](StateStore& s) { result->emplace(op(s)); };
+  std::shared_ptr<GroupCommit> group = GroupCommit::Of(L);
+  return Runtime::From(L).Await(
+      L,
+      [group, store, write, result, fn, push = std::move(push)](Runtime::Done done) {
+        write->committed = [done, result, fn, push](const Status& commit) {
+          done([result, fn, push, commit](lua_State* co) {
+            if (!commit.ok()) return luaL_error(co, "state.%s: %s", fn, commit.message().c_str());
+            T value = Check(co, fn, std::move(result->value()));
+            return push(co, value);
+          });
+        };
+        group->Submit(store, write);
+      },
+      // Weak: the write holds `done`, which holds this cancel function.
+      [weak = std::weak_ptr<GroupCommit::Write>(write)] {
+        if (auto w = weak.lock()) w->cancelled = true;
+      });
+}
+
+// Commit for a write without a value (set).
+int CommitStatus(lua_State* L, const char* fn, std::function<Status(StateStore&)> op) {
+  return Commit<bool>(
+      L, fn,
+      [op = std::move(op)](StateStore& s) -> Result<bool> {
+        if (Status st = op(s); !st.ok()) return st;
+        return true;
+      },
+      [](lua_State* co, bool&) {
+        lua_pushboolean(co, 1);
+        return 1;
+      });
+}
+
+int PushBool(lua_State* L, bool& value) {
+  lua_pushboolean(L, value);
+  return 1;
+}
+
+int PushInteger(lua_State* L, int64_t& value) {
+  lua_pushinteger(L, value);
+  return 1;
+}
+
+int PushJsonText(lua_State* L, std::string& text) {
+  PushText(L, text);
+  return 1;
+}
+
 int StateSet(lua_State* L) {
   std::string key = CheckKey(L, 1);
   luaL_checkany(L, 2);
   if (lua_isnil(L, 2)) luaL_argerror(L, 2, "value must not be nil (use state.delete)");
   std::string value = CheckValue(L, 2);
   std::optional<int64_t> ttl = OptTtl(L, 3);
-  if (!CheckMode(L, "set " + key)) Check(L, "set", Store(L).Set(key, value, ttl));
-  lua_pushboolean(L, 1);
-  return 1;
+  if (CheckMode(L, "set " + key)) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  return CommitStatus(L, "set", [key, value = std::move(value), ttl](StateStore& s) {
+    return s.Set(key, value, ttl);
+  });
 }
 
 int StateGet(lua_State* L) {
@@ -105,11 +257,12 @@ int StateGet(lua_State* L) {
 
 int StateDelete(lua_State* L) {
   std::string key = CheckKey(L, 1);
-  StateStore& store = Store(L);
-  bool existed = CheckMode(L, "delete " + key) ? Check(L, "delete", store.Exists(key))
-                                               : Check(L, "delete", store.Delete(key));
-  lua_pushboolean(L, existed);
-  return 1;
+  if (CheckMode(L, "delete " + key)) {
+    lua_pushboolean(L, Check(L, "delete", Store(L).Exists(key)));
+    return 1;
+  }
+  return Commit<bool>(
+      L, "delete", [key](StateStore& s) { return s.Delete(key); }, PushBool);
 }
 
 int StateExists(lua_State* L) {
@@ -121,11 +274,12 @@ int StateExists(lua_State* L) {
 int StateSetTtl(lua_State* L) {
   std::string key = CheckKey(L, 1);
   int64_t ttl = CheckTtl(L, 2);
-  StateStore& store = Store(L);
-  bool found = CheckMode(L, "set the ttl of " + key) ? Check(L, "set_ttl", store.Exists(key))
-                                                     : Check(L, "set_ttl", store.SetTtl(key, ttl));
-  lua_pushboolean(L, found);
-  return 1;
+  if (CheckMode(L, "set the ttl of " + key)) {
+    lua_pushboolean(L, Check(L, "set_ttl", Store(L).Exists(key)));
+    return 1;
+  }
+  return Commit<bool>(
+      L, "set_ttl", [key, ttl](StateStore& s) { return s.SetTtl(key, ttl); }, PushBool);
 }
 
 int StateGetTtl(lua_State* L) {
@@ -162,8 +316,9 @@ int Add(lua_State* L, const char* fn, bool negate) {
     PushJson(L, next);
     return 1;
   }
-  PushText(L, Check(L, fn, store.Increment(key, delta.dump())));
-  return 1;
+  return Commit<std::string>(
+      L, fn, [key, step = delta.dump()](StateStore& s) { return s.Increment(key, step); },
+      PushJsonText);
 }
 
 int StateIncrement(lua_State* L) { return Add(L, "increment", false); }
@@ -176,17 +331,16 @@ int StateCompareSwap(lua_State* L) {
   std::optional<std::string> expected, desired;
   if (!lua_isnoneornil(L, 2)) expected = CheckValue(L, 2);
   if (!lua_isnoneornil(L, 3)) desired = CheckValue(L, 3);
-  StateStore& store = Store(L);
-  bool swapped;
   if (CheckMode(L, "compare_swap " + key)) {
-    auto current = Check(L, "compare_swap", store.Get(key));
-    swapped = current.has_value() == expected.has_value() &&
-              (!current || json::parse(*current) == json::parse(*expected));
-  } else {
-    swapped = Check(L, "compare_swap", store.CompareSwap(key, expected, desired));
+    auto current = Check(L, "compare_swap", Store(L).Get(key));
+    lua_pushboolean(L, current.has_value() == expected.has_value() &&
+                           (!current || json::parse(*current) == json::parse(*expected)));
+    return 1;
   }
-  lua_pushboolean(L, swapped);
-  return 1;
+  return Commit<bool>(
+      L, "compare_swap",
+      [key, expected, desired](StateStore& s) { return s.CompareSwap(key, expected, desired); },
+      PushBool);
 }
 
 // append(key, text) -> the new string
@@ -202,32 +356,39 @@ int StateAppend(lua_State* L) {
     PushJson(L, now.get<std::string>() + std::string(text, len));
     return 1;
   }
-  PushText(L, Check(L, "append", store.Append(key, std::string(text, len))));
-  return 1;
+  return Commit<std::string>(
+      L, "append",
+      [key, suffix = std::string(text, len)](StateStore& s) { return s.Append(key, suffix); },
+      PushJsonText);
 }
 
 int StateListPush(lua_State* L) {
   std::string key = CheckKey(L, 1);
   luaL_checkany(L, 2);
   std::string value = CheckValue(L, 2);
-  StateStore& store = Store(L);
-  int64_t length = CheckMode(L, "push to " + key)
-                       ? Check(L, "list_push", store.ListLength(key)) + 1
-                       : Check(L, "list_push", store.ListPush(key, value));
-  lua_pushinteger(L, length);
-  return 1;
+  if (CheckMode(L, "push to " + key)) {
+    lua_pushinteger(L, Check(L, "list_push", Store(L).ListLength(key)) + 1);
+    return 1;
+  }
+  return Commit<int64_t>(
+      L, "list_push", [key, value](StateStore& s) { return s.ListPush(key, value); }, PushInteger);
 }
 
 int StateListPop(lua_State* L) {
   std::string key = CheckKey(L, 1);
-  StateStore& store = Store(L);
-  auto last = CheckMode(L, "pop from " + key) ? Check(L, "list_pop", store.ListPeek(key))
-                                              : Check(L, "list_pop", store.ListPop(key));
-  if (last)
-    PushText(L, *last);
-  else
-    lua_pushnil(L);
-  return 1;
+  auto push = [](lua_State* co, std::optional<std::string>& last) {
+    if (last)
+      PushText(co, *last);
+    else
+      lua_pushnil(co);
+    return 1;
+  };
+  if (CheckMode(L, "pop from " + key)) {
+    auto last = Check(L, "list_pop", Store(L).ListPeek(key));
+    return push(L, last);
+  }
+  return Commit<std::optional<std::string>>(
+      L, "list_pop", [key](StateStore& s) { return s.ListPop(key); }, push);
 }
 
 int StateListLength(lua_State* L) {
@@ -262,14 +423,12 @@ int StateList(lua_State* L) {
 
 int StateClear(lua_State* L) {
   std::string prefix = OptPrefix(L, 1);
-  StateStore& store = Store(L);
-  int64_t removed;
-  if (CheckMode(L, prefix.empty() ? "clear every key" : "clear the keys starting with " + prefix))
-    removed = static_cast<int64_t>(Check(L, "clear", store.List(prefix)).size());
-  else
-    removed = Check(L, "clear", store.Clear(prefix));
-  lua_pushinteger(L, removed);
-  return 1;
+  if (CheckMode(L, prefix.empty() ? "clear every key" : "clear the keys starting with " + prefix)) {
+    lua_pushinteger(L, static_cast<int64_t>(Check(L, "clear", Store(L).List(prefix)).size()));
+    return 1;
+  }
+  return Commit<int64_t>(
+      L, "clear", [prefix](StateStore& s) { return s.Clear(prefix); }, PushInteger);
 }
 
 int StateStatsFn(lua_State* L) {
@@ -319,34 +478,55 @@ using LockPush = std::function<int(lua_State*, Result<LockAttempt>&)>;
 
 // Tries to take the lock at once, then again every 20-40 ms on loop timers (the caller's
 // coroutine yields meanwhile, other tasks keep running) until it is taken or the deadline
-// passes. `push` turns the last attempt into the function's results.
+// passes. `push` turns the last attempt into the function's results. When the caller can
+// yield, each attempt joins the loop turn's group commit (see Commit).
 int AwaitLock(lua_State* L, std::shared_ptr<LockRequest> req, LockPush push) {
   StateStore* store = &Store(L);
   Runtime& rt = Runtime::From(L);
   Loop* loop = &rt.loop();
+  std::shared_ptr<GroupCommit> group = lua_isyieldable(L) ? GroupCommit::Of(L) : nullptr;
   auto timer = std::make_shared<uint64_t>(0);
   auto stopped = std::make_shared<bool>(false);
+  auto queued = std::make_shared<std::weak_ptr<GroupCommit::Write>>();  // the attempt in a group
+  using Poll = std::shared_ptr<std::function<void()>>;
   return rt.Await(
       L,
-      [store, loop, req, timer, stopped, push](Runtime::Done done) {
-        auto poll = std::make_shared<std::function<void()>>();
-        std::weak_ptr<std::function<void()>> weak = poll;
-        *poll = [store, loop, req, timer, stopped, push, done, weak] {
+      [store, loop, group, req, timer, stopped, queued, push](Runtime::Done done) {
+        // After an attempt: finish, or try again later (`again` keeps the poll alive).
+        auto decide = [loop, req, timer, stopped, push, done](Result<LockAttempt> attempt,
+                                                              Poll again) {
           if (*stopped) return;
-          auto attempt = std::make_shared<Result<LockAttempt>>(
-              store->TryLock(req->name, req->owner, req->ttl_ms));
-          if (!attempt->ok() || (*attempt)->acquired || Clock::now() >= req->deadline) {
-            done([push, attempt](lua_State* co) { return push(co, *attempt); });
+          if (!attempt.ok() || attempt->acquired || Clock::now() >= req->deadline) {
+            auto last = std::make_shared<Result<LockAttempt>>(std::move(attempt));
+            done([push, last](lua_State* co) { return push(co, *last); });
             return;
           }
           auto delay = std::chrono::milliseconds(20 + static_cast<int>(loop->Random() * 20));
-          *timer = loop->After(delay, [self = weak.lock()] { (*self)(); });
+          *timer = loop->After(delay, [again] { (*again)(); });
+        };
+        auto poll = std::make_shared<std::function<void()>>();
+        std::weak_ptr<std::function<void()>> weak = poll;
+        *poll = [store, group, req, stopped, queued, decide, weak] {
+          Poll self = weak.lock();
+          if (*stopped) return;
+          if (!group) return decide(store->TryLock(req->name, req->owner, req->ttl_ms), self);
+          auto attempt = std::make_shared<std::optional<Result<LockAttempt>>>();
+          auto write = std::make_shared<GroupCommit::Write>();
+          write->run = [req, attempt](StateStore& s) {
+            attempt->emplace(s.TryLock(req->name, req->owner, req->ttl_ms));
+          };
+          write->committed = [decide, attempt, self](const Status& commit) {
+            decide(commit.ok() ? std::move(attempt->value()) : Result<LockAttempt>(commit), self);
+          };
+          *queued = write;
+          group->Submit(store, write);
         };
         (*poll)();
       },
-      [loop, timer, stopped] {
+      [loop, timer, stopped, queued] {
         *stopped = true;
         loop->Cancel(*timer);
+        if (auto write = queued->lock()) write->cancelled = true;
       });
 }
 
@@ -393,16 +573,20 @@ int StateLock(lua_State* L) {
 int StateTryLock(lua_State* L) {
   int64_t ttl = OptTtl(L, 2).value_or(kDefaultLeaseMs);
   auto req = NewRequest(L, "try_lock", Duration::zero(), ttl);
-  Result<LockAttempt> attempt = Store(L).TryLock(req->name, req->owner, req->ttl_ms);
-  return PushAttempt(L, *req, attempt);
+  return Commit<LockAttempt>(
+      L, "try_lock", [req](StateStore& s) { return s.TryLock(req->name, req->owner, req->ttl_ms); },
+      [req](lua_State* co, LockAttempt& attempt) {
+        Result<LockAttempt> result(attempt);
+        return PushAttempt(co, *req, result);
+      });
 }
 
 // unlock(name, token) -> bool
 int StateUnlock(lua_State* L) {
   std::string name = CheckKey(L, 1);
   lua_Integer token = luaL_checkinteger(L, 2);
-  lua_pushboolean(L, Check(L, "unlock", Store(L).Unlock(name, token)));
-  return 1;
+  return Commit<bool>(
+      L, "unlock", [name, token](StateStore& s) { return s.Unlock(name, token); }, PushBool);
 }
 
 // renew_lock(name, token, ttl?) -> bool
@@ -410,8 +594,9 @@ int StateRenewLock(lua_State* L) {
   std::string name = CheckKey(L, 1);
   lua_Integer token = luaL_checkinteger(L, 2);
   int64_t ttl = OptTtl(L, 3).value_or(kDefaultLeaseMs);
-  lua_pushboolean(L, Check(L, "renew_lock", Store(L).RenewLock(name, token, ttl)));
-  return 1;
+  return Commit<bool>(
+      L, "renew_lock", [name, token, ttl](StateStore& s) { return s.RenewLock(name, token, ttl); },
+      PushBool);
 }
 
 // is_locked(name) -> bool, holder?
@@ -517,6 +702,7 @@ int StateWithLock(lua_State* L) {
 int Setup(lua_State* L) {
   static const luaL_Reg no_methods[] = {{nullptr, nullptr}};
   NewClass(L, kGuardMeta, no_methods, GuardGc);
+  NewClass(L, kGroupMeta, no_methods, GroupGc);
   return 0;
 }
 

@@ -322,5 +322,125 @@ TEST_F(StateTest, WithLockAfterWaitingRunsFnAndReleasesOnError) {
   ASSERT_TRUE(s.ok()) << s.message();
 }
 
+// A second connection for the Lua code: other_get(key) reads what is committed (JSON text).
+SqliteStateStore* g_other = nullptr;
+int OtherGet(lua_State* L) {
+  auto value = g_other->Get(luaL_checkstring(L, 1));
+  if (!value.ok() || !*value) return 0;
+  lua_pushstring(L, (*value)->c_str());
+  return 1;
+}
+
+TEST_F(StateTest, WritesOfOneTurnShareOneCommitAndAreDurableOnReturn) {
+  LuaEnv& env = Env();
+  auto other = Other();
+  g_other = other.get();
+  lua_register(env.rt().state(), "other_get", OtherGet);
+  ASSERT_TRUE(env.Run("state.set('warm', 1)").ok());  // opens the store
+  int64_t before = store_->db().commits();
+  Status s = env.RunInTask(R"(
+    local hs = {}
+    for i = 1, 50 do
+      hs[i] = goroutine.async(function()
+        assert(state.set("k" .. i, i) == true)
+        assert(other_get("k" .. i) == tostring(i), "not committed when set returned")
+        local n = state.increment("count")
+        assert(math.type(n) == "integer" and n >= 1 and n <= 50)
+        assert(state.list_push("list", i) >= 1)
+        return n
+      end)
+    end
+    local seen = {}
+    for i, r in ipairs(goroutine.await_all(hs)) do
+      assert(r.success, r.error)
+      assert(not seen[r.values[1]], "two increments returned the same value")
+      seen[r.values[1]] = true
+    end
+    assert(state.get("count") == 50 and state.list_length("list") == 50)
+  )");
+  ASSERT_TRUE(s.ok()) << s.message();
+  int64_t commits = store_->db().commits() - before;
+  EXPECT_GE(commits, 3);
+  EXPECT_LE(commits, 10) << "150 writes from 50 goroutines should share a few commits";
+  g_other = nullptr;
+}
+
+TEST_F(StateTest, OneFailingWriteInAGroupDoesNotUndoTheOthers) {
+  LuaEnv& env = Env();
+  ASSERT_TRUE(env.Run("state.set('text', 'abc'); state.set('n', 1)").ok());
+  int64_t before = store_->db().commits();
+  Status s = env.RunInTask(R"(
+    local hs = {
+      goroutine.async(function() return state.set("a", 1) end),
+      goroutine.async(function() return state.increment("text") end),  -- not a number
+      goroutine.async(function() return state.increment("n", 2) end),
+      goroutine.async(function() return state.compare_swap("n", 1, 10) end),  -- 3 by then
+      goroutine.async(function() return state.append("text", "d") end),
+    }
+    local rs = goroutine.await_all(hs)
+    assert(rs[1].success and rs[1].values[1] == true)
+    assert(not rs[2].success, "increment of a string succeeded")
+    assert(rs[2].error:find("state.increment: cannot increment text: its value is not a number",
+                            1, true), rs[2].error)
+    assert(rs[3].success and rs[3].values[1] == 3)
+    assert(rs[4].success and rs[4].values[1] == false)
+    assert(rs[5].success and rs[5].values[1] == "abcd")
+  )");
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(store_->db().commits() - before, 1);  // the five writes, one of them failed
+  EXPECT_EQ(**store_->Get("a"), "1");
+  EXPECT_EQ(**store_->Get("n"), "3");
+  EXPECT_EQ(**store_->Get("text"), "\"abcd\"");
+}
+
+TEST_F(StateTest, TopLevelAndSequentialWritesCommitOneByOne) {
+  LuaEnv& env = Env();
+  ASSERT_TRUE(env.Run("state.set('warm', 1)").ok());
+  int64_t before = store_->db().commits();
+  ASSERT_TRUE(env.Run("for i = 1, 10 do state.set('k' .. i, i) end").ok());  // cannot yield
+  EXPECT_EQ(store_->db().commits() - before, 10);
+  // A user's own coroutine can yield, but not to the loop: its write waits in place.
+  ASSERT_TRUE(env.Run("coroutine.wrap(function() assert(state.increment('co') == 1) end)()").ok());
+  EXPECT_EQ(**store_->Get("co"), "1");
+  before = store_->db().commits();
+  Status s = env.RunInTask(R"(
+    for i = 1, 10 do assert(state.increment("c") == i) end
+    local token = assert(state.try_lock("l"))
+    assert(state.renew_lock("l", token) and state.unlock("l", token))
+    assert(state.delete("c") and state.list_pop("none") == nil and state.clear("k") == 10)
+  )");
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(store_->db().commits() - before, 16);  // nobody else wrote: one commit each
+}
+
+TEST_F(StateTest, GroupedLockAttemptsGiveOneHolderAtATime) {
+  LuaEnv& env = Env();
+  Status s = env.RunInTask(R"(
+    local holder, tokens = nil, {}
+    local hs = {}
+    for i = 1, 8 do
+      hs[i] = goroutine.async(function()
+        for round = 1, 3 do
+          state.with_lock("m", function()
+            assert(holder == nil, "two holders")
+            holder = i
+            goroutine.sleep(1)
+            assert(holder == i)
+            holder = nil
+          end, 10)
+          local t = assert(state.lock("m2", 5, 10))
+          tokens[#tokens + 1] = t
+          assert(state.unlock("m2", t))
+        end
+      end)
+    end
+    for _, r in ipairs(goroutine.await_all(hs)) do assert(r.success, r.error) end
+    table.sort(tokens)
+    for i = 2, #tokens do assert(tokens[i] > tokens[i - 1], "a token was given twice") end
+    assert(#tokens == 24)
+  )");
+  ASSERT_TRUE(s.ok()) << s.message();
+}
+
 }  // namespace
 }  // namespace sloth

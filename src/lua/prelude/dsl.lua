@@ -83,6 +83,7 @@ setters.on_failure = fn_only("on_failure")
 setters.on_timeout = fn_only("on_timeout")
 setters.pre_hook = fn_only("pre_hook")
 setters.post_hook = fn_only("post_hook")
+setters.undo = fn_only("undo")
 function setters.artifacts(def, v, level) def.artifacts = string_list(level + 1, "artifacts", v) end
 function setters.consumes(def, v, level) def.consumes = string_list(level + 1, "consumes", v) end
 function setters.tags(def, v, level) def.tags = string_list(level + 1, "tags", v) end
