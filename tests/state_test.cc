@@ -168,5 +168,19 @@ TEST_F(StateCliTest, CheckModeRunDoesNotWrite) {
   EXPECT_EQ(Run({"state", "get", "k"}).out, "1\n");
 }
 
+TEST_F(StateCliTest, DeadlockInsideWithLockIsReportedNotHung) {
+  // with_lock renews its lease on a background timer, which must not hide a deadlock.
+  box_.Write("wf.sloth", R"(
+    local t = task("t"):command(function()
+      state.with_lock("L", function() goroutine.channel():receive() end)
+    end):build()
+    workflow.define("w", { tasks = { t } })
+  )");
+  CmdResult r = Run({"run", "w", "-f", "wf.sloth"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.output(), HasSubstr("all goroutines are asleep - deadlock"));
+  EXPECT_EQ(Run({"run", "w", "-f", "wf.sloth"}).exit_code, 1);  // the lock was released
+}
+
 }  // namespace
 }  // namespace sloth::e2e

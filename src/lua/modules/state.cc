@@ -626,7 +626,8 @@ struct LockGuard {
   }
   void Schedule() {
     auto every = std::chrono::milliseconds(std::max<int64_t>(ttl_ms / 3, 10));
-    timer = loop->After(every, [this] {
+    // In the background: a deadlock inside the locked function must still be seen as one.
+    timer = loop->AfterInBackground(every, [this] {
       if (!active) return;
       (void)store->RenewLock(name, token, ttl_ms);
       Schedule();
