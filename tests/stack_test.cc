@@ -101,6 +101,16 @@ TEST_F(StackCliTest, CreatedUnchangedChangedAndCheckRunsRecordNothing) {
   EXPECT_EQ(resources[0]["properties"]["content"], "a=2");
 }
 
+TEST_F(StackCliTest, EnhancedOutputSummarisesTheRunsResources) {
+  CmdResult first = Run({"run", "prod", "-f", "wf.sloth", "-o", "enhanced"});
+  EXPECT_THAT(first.out, HasSubstr("+ config/app created"));
+  EXPECT_THAT(first.out, HasSubstr("1 created"));
+  box_.Write("config.txt", "a=2");
+  CmdResult check = Run({"run", "prod", "-f", "wf.sloth", "-o", "enhanced", "--check"});
+  EXPECT_THAT(check.out, HasSubstr("Resources (check: nothing was recorded):"));
+  EXPECT_THAT(check.out, HasSubstr("~ config/app changed"));
+}
+
 TEST_F(StackCliTest, FailedRunSavesNoOutputs) {
   box_.Write("fail.sloth", R"(
     local t = task("t"):command(function() stack.set_output("x", 1); return false, "no" end):build()

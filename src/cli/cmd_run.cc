@@ -213,9 +213,9 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
       exit_code = Fail(locked.message.empty() ? kExitFailed : kExitUnreachable, s.message());
       break;
     }
-    std::vector<std::string> would_change;
+    std::vector<std::string> resources;
     RunScope scope{info.stack, info.stack_id, info.run_id, stack_store.get(),
-                   options.check ? &would_change : nullptr};
+                   &resources};
     rt.SetRunScope(&scope);
     if (gate) gate->SetPlan(&plans[i]);
     renderer->WorkflowStarted(plans[i], info);
@@ -225,7 +225,7 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
           if (s && interrupted) s->Cancel("interrupted");  // Ctrl-C during on_start
         });
     rt.SetRunScope(nullptr);
-    outcome.would_change = std::move(would_change);
+    outcome.resources = std::move(resources);
     if (Status s = stack_run.Finish(outcome); !s.ok())
       std::fprintf(stderr, "warning: cannot record the end of the run: %s\n", s.message().c_str());
     renderer->WorkflowFinished(plans[i], info, outcome);

@@ -106,8 +106,8 @@ struct StackOptions {
   std::string description;  // new -d
   std::string file;         // new/drift -f, export --file, import FILE
   std::string output = "table";
-  int limit = 0;          // history -n (0: all)
-  std::string reason;     // lock --reason
+  int limit = 0;           // history -n (0: all)
+  std::string reason;      // lock --reason
   std::string ttl = "1h";  // lock --ttl
   bool force = false;
 };

@@ -1,5 +1,6 @@
 // The `basic` and `enhanced` renderers: one line per task event, log lines indented under the
 // task, and a summary table. Colour only on a terminal and without NO_COLOR.
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "cli/output.h"
@@ -94,6 +95,7 @@ class BasicRenderer : public Renderer {
   void WorkflowFinished(const Plan& plan, const RunInfo& info, const WorkflowOutcome& o) override {
     PrintSummary(plan, o.result);
     if (enhanced_) PrintTimings(plan, o.result);
+    if (enhanced_) PrintResources(o.resources, info.check_mode);
     const char* colour = o.result.status == RunStatus::kSuccess ? kGreen : kRed;
     std::string verdict = o.result.status == RunStatus::kSuccess     ? "succeeded"
                           : o.result.status == RunStatus::kCancelled ? "was cancelled"
@@ -112,6 +114,27 @@ class BasicRenderer : public Renderer {
   void RunFinished(const RunSummary&) override {}
 
  private:
+  // The enhanced view: what the run did to the stack's resources, Pulumi-style.
+  void PrintResources(const std::vector<std::string>& events, bool check) {
+    if (events.empty()) return;
+    Print(Paint(kBold, check ? "Resources (check: nothing was recorded):" : "Resources:"));
+    std::map<std::string, int> counts;
+    for (const std::string& text : events) {
+      auto e = nlohmann::json::parse(text, nullptr, false);
+      if (!e.is_object()) continue;
+      std::string status = e.value("status", "");
+      ++counts[status];
+      const char* mark = status == "created" ? "+ " : status == "changed" ? "~ " : "  ";
+      const char* colour = status == "created" ? kGreen : status == "changed" ? kYellow : kDim;
+      Print(Paint(colour, "  " + std::string(mark) + e.value("type", "") + "/" +
+                              e.value("name", "") + " " + status));
+    }
+    std::string line;
+    for (const auto& [status, n] : counts)
+      line += (line.empty() ? "  " : ", ") + std::to_string(n) + " " + status;
+    Print(line);
+  }
+
   // The enhanced view: each task's share of the run as a bar, Pulumi-style.
   void PrintTimings(const Plan& plan, const RunResult& r) {
     Duration longest{1};

@@ -55,8 +55,10 @@ class JsonRenderer : public Renderer {
     if (info.check_mode) {
       j["check"] = true;
       j["changes"] = nlohmann::ordered_json::array();
-      for (const std::string& change : o.would_change)
-        j["changes"].push_back(nlohmann::ordered_json::parse(change));
+      for (const std::string& text : o.resources) {
+        auto change = nlohmann::ordered_json::parse(text);
+        if (change["status"] != "unchanged") j["changes"].push_back(std::move(change));
+      }
     }
     j["outputs"] = nlohmann::ordered_json::parse(o.outputs_json, nullptr, false);
     if (j["outputs"].is_discarded()) j["outputs"] = nlohmann::ordered_json::object();

@@ -55,9 +55,10 @@ struct RunScope {
   std::string stack_id;
   std::string run_id;
   StackStore* stacks = nullptr;
-  // In check mode: what would change, one JSON object per resource ({type, name, status,
-  // diff?}), for `run --check -o json` and `stack drift`.
-  std::vector<std::string>* would_change = nullptr;
+  // Every register_resource of the run, one JSON object each ({type, name, status, diff?}):
+  // the enhanced view's summary, and in check mode what `run --check -o json` and `stack drift`
+  // report as changes.
+  std::vector<std::string>* resources = nullptr;
 };
 
 struct RuntimeOptions {

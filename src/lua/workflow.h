@@ -35,7 +35,8 @@ struct RunInfo {
 struct WorkflowOutcome {
   RunResult result;
   std::string outputs_json = "{}";  // the `outputs` global after the run
-  std::vector<std::string> would_change;  // check mode: resources that would change (JSON)
+  // Every stack.register_resource of the run: {type, name, status, diff?} as JSON text.
+  std::vector<std::string> resources;
 };
 
 // Runs `plan` (built from `workflow`) to completion. `started` receives the scheduler so the

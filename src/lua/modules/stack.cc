@@ -108,16 +108,15 @@ int RegisterResource(lua_State* L) {
     // applied again.
     if (diff.empty()) r.state = known->state;
   }
+  if (scope.resources) {
+    json event = {{"type", r.type}, {"name", r.name}, {"status", status}};
+    if (!diff.empty()) event["diff"] = diff;
+    scope.resources->push_back(event.dump());
+  }
   bool dry = Runtime::From(L).CheckMode(L);
-  if (dry) {
+  if (dry)
     Runtime::From(L).Log(L, LogLevel::kInfo,
                          "[check] resource " + r.type + "/" + r.name + " would be " + status);
-    if (scope.would_change && std::string(status) != "unchanged") {
-      json change = {{"type", r.type}, {"name", r.name}, {"status", status}};
-      if (!diff.empty()) change["diff"] = diff;
-      scope.would_change->push_back(change.dump());
-    }
-  }
   else if (std::string(status) != "unchanged")
     Check(L, fn, scope.stacks->PutResource(scope.stack_id, r));
   lua_pushstring(L, status);
