@@ -44,10 +44,12 @@ TEST_F(StateCliTest, MissingKeyExits1NotFound) {
 }
 
 TEST_F(StateCliTest, TtlExpires) {
-  ASSERT_EQ(Run({"state", "set", "short", "v", "--ttl", "300ms"}).exit_code, 0);
+  // Long enough that the first get comes before the expiry on a loaded machine (sanitizers).
+  auto set_at = std::chrono::steady_clock::now();
+  ASSERT_EQ(Run({"state", "set", "short", "v", "--ttl", "3s"}).exit_code, 0);
   ASSERT_EQ(Run({"state", "set", "long", "v", "--ttl", "1h"}).exit_code, 0);
   EXPECT_EQ(Run({"state", "get", "short"}).exit_code, 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  std::this_thread::sleep_until(set_at + std::chrono::milliseconds(3100));
   EXPECT_EQ(Run({"state", "get", "short"}).exit_code, 1);
   Json list = Json::parse(Run({"state", "list", "-o", "json"}).out);
   EXPECT_EQ(list, Json::parse(R"({"long": "v"})"));
