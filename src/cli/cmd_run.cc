@@ -12,6 +12,7 @@
 #include "base/ids.h"
 #include "cli/commands.h"
 #include "cli/data_dir.h"
+#include "cli/junit.h"
 #include "cli/load.h"
 #include "cli/output.h"
 #include "cli/secrets_run.h"
@@ -19,6 +20,7 @@
 #include "cli/terminal_gate.h"
 #include "data/values.h"
 #include "lua/lua_util.h"
+#include "lua/modules/infra_test_module.h"
 #include "store/sqlite_stack_store.h"
 #include "store/sqlite_state_store.h"
 
@@ -183,6 +185,7 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
   std::string file = fs::absolute(options.file).lexically_normal().string();
   int exit_code = kExitOk;
   Clock::time_point start = Clock::now();
+  std::vector<JunitSuite> junit;
   for (size_t i : chosen) {
     if (interrupted) break;
     RunInfo info;
@@ -229,6 +232,7 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
     if (Status s = stack_run.Finish(outcome); !s.ok())
       std::fprintf(stderr, "warning: cannot record the end of the run: %s\n", s.message().c_str());
     renderer->WorkflowFinished(plans[i], info, outcome);
+    junit.push_back(JunitSuiteFor(plans[i], outcome.result, TakeAssertionCounts(rt.state())));
     if (outcome.result.status != RunStatus::kSuccess && summary.status == RunStatus::kSuccess)
       summary.status = outcome.result.status;
     if (outcome.result.status == RunStatus::kCancelled) interrupted = true;
@@ -241,8 +245,15 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
   if (tty >= 0) close(tty);
   if (exit_code != kExitOk) return exit_code;  // no run happened: the error said why
   renderer->RunFinished(summary);
-  if (summary.status == RunStatus::kCancelled) return kExitInterrupted;
-  return summary.status == RunStatus::kSuccess ? kExitOk : kExitFailed;
+  int rc = summary.status == RunStatus::kCancelled ? kExitInterrupted
+           : summary.status == RunStatus::kSuccess ? kExitOk
+                                                   : kExitFailed;
+  // After the run's own summary, so a report that cannot be written does not hide the result.
+  if (!options.junit.empty()) {
+    if (Status s = WriteJunit(options.junit, junit); !s.ok())
+      return Fail(rc == kExitOk ? kExitFailed : rc, "--junit: " + s.message());
+  }
+  return rc;
 }
 
 }  // namespace sloth

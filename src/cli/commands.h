@@ -32,6 +32,7 @@ struct RunOptions {
   bool yes = false;  // never prompt: nothing prompts unless asked, so this only documents intent
   std::string lock_timeout = "0";  // --lock-timeout: how long to wait for the stack's lock
   bool password_stdin = false;     // --password-stdin: the secrets password is stdin's first line
+  std::string junit;               // --junit FILE: write the tasks as a JUnit XML report
 };
 
 int CmdRun(const GlobalOptions& global, const RunOptions& options);

@@ -32,6 +32,8 @@ void AddRunFlags(CLI::App* cmd, RunOptions& o) {
       ->type_name("DURATION");
   cmd->add_flag("--password-stdin", o.password_stdin,
                 "Read the secrets password from standard input's first line");
+  cmd->add_option("--junit", o.junit, "Write a JUnit XML report of the tasks to FILE")
+      ->type_name("FILE");
 }
 
 // Describes the parser's command tree as plain data for `completion`. With fallthrough, a

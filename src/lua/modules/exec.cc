@@ -431,6 +431,7 @@ int RunCommand(lua_State* L, ProcessSpec spec, const ExecOptions& opts) {
           return 1;  // the file object is already on the stack
         }
         if (opts.os_execute_result) return PushCloseResult(co, e.exit_code);
+        if (opts.on_exit) return opts.on_exit(co, e);
         PushResult(co, e, *timed_out);
         return 1;
       });

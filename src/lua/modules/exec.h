@@ -1,6 +1,7 @@
 // The exec module's command runner, shared with the engine (string commands, run_if strings).
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -20,6 +21,8 @@ struct ExecOptions {
   bool stream = true;               // copy output lines into the run's log as they arrive
   bool os_execute_result = false;   // push os.execute's (ok, "exit", code) instead of a table
   PopenFile* popen_into = nullptr;  // io.popen: store stdout in this file object
+  // Set: pushes the results from the finished command instead of the result table (infra_test).
+  std::function<int(lua_State*, const ProcessExit&)> on_exit;
 };
 
 // `/bin/sh -c script` with the calling task's environment.

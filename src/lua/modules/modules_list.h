@@ -23,25 +23,12 @@ const Module& StateModule();
 const Module& StackModule();
 const Module& SecretModule();
 const Module& GoroutineModule();
+const Module& InfraTestModule();
 
 inline const Module& (*const kModuleList[])() = {
-    LogModule,
-    ExecModule,
-    FsModule,
-    EnvModule,
-    WorkdirModule,
-    StringsModule,
-    TimeModule,
-    DataModule,
-    JsonModule,
-    YamlModule,
-    CryptoModule,
-    TemplateModule,
-    HttpModule,
-    StateModule,
-    StackModule,
-    SecretModule,
-    GoroutineModule,
+    LogModule,  ExecModule,  FsModule,    EnvModule,    WorkdirModule,   StringsModule,
+    TimeModule, DataModule,  JsonModule,  YamlModule,   CryptoModule,    TemplateModule,
+    HttpModule, StateModule, StackModule, SecretModule, GoroutineModule, InfraTestModule,
 };
 
 }  // namespace sloth
