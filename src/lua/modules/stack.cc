@@ -11,6 +11,7 @@
 #include "core/state_store.h"
 #include "lua/lua_util.h"
 #include "lua/module.h"
+#include "lua/modules/stack.h"
 #include "lua/runtime.h"
 
 namespace sloth {
@@ -267,6 +268,42 @@ int Current(lua_State* L) {
 }
 
 }  // namespace
+
+std::string RecordManagedResource(lua_State* L, const std::string& type, const std::string& name,
+                                  const std::string& module, const json& properties) {
+  Runtime& rt = Runtime::From(L);
+  const RunScope* scope = rt.run_scope();
+  if (!scope || !scope->stacks) return "";
+  auto known = scope->stacks->GetResource(scope->stack_id, type, name);
+  if (!known.ok()) {
+    rt.Log(L, LogLevel::kWarn, "cannot read resource " + type + "/" + name + ": " + known.error());
+    return "";
+  }
+  json diff = json::object();
+  if (*known) Diff(ParseOr((*known)->properties_json, json::object()), properties, "", diff);
+  std::string status = !*known ? "created" : diff.empty() ? "unchanged" : "changed";
+  if (scope->resources) {
+    json event = {{"type", type}, {"name", name}, {"status", status}};
+    if (!diff.empty()) event["diff"] = diff;
+    scope->resources->push_back(event.dump());
+  }
+  if (rt.CheckMode(L)) return status;
+  ResourceRecord r;
+  r.type = type;
+  r.name = name;
+  r.module = module;
+  r.properties_json = properties.dump();
+  r.state = "applied";
+  r.run_id = scope->run_id;
+  r.created_at_ms = *known ? (*known)->created_at_ms : NowUnixMs();
+  r.updated_at_ms = NowUnixMs();
+  if (*known) r.attributes_json = (*known)->attributes_json;
+  if (status != "unchanged" || (*known)->state != "applied")
+    if (Status s = scope->stacks->PutResource(scope->stack_id, r); !s.ok())
+      rt.Log(L, LogLevel::kWarn,
+             "cannot record resource " + type + "/" + name + ": " + s.message());
+  return status;
+}
 
 const Module& StackModule() {
   static const Module m = {
