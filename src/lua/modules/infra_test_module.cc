@@ -36,6 +36,7 @@
 #include "lua/lua_util.h"
 #include "lua/module.h"
 #include "lua/modules/exec.h"
+#include "lua/modules/host_util.h"
 #include "lua/modules/http.h"
 #include "lua/runtime.h"
 
@@ -640,66 +641,6 @@ int ServiceIsEnabled(lua_State* L) {
 }
 
 // --- packages -------------------------------------------------------------------------------
-
-struct PackageInfo {
-  const char* manager = nullptr;       // "dpkg", "apk", or null when neither database exists
-  std::optional<std::string> version;  // set when installed
-};
-
-// Looks `name` up in dpkg's status file or apk's installed database, read directly.
-PackageInfo FindPackage(const std::string& name) {
-  PackageInfo info;
-  struct Db {
-    const char* manager;
-    const char* path;
-    const char* name_field;
-    const char* version_field;
-  };
-  static const Db kDbs[] = {{"dpkg", "/var/lib/dpkg/status", "Package: ", "Version: "},
-                            {"apk", "/lib/apk/db/installed", "P:", "V:"}};
-  for (const Db& db : kDbs) {
-    std::ifstream in(db.path);
-    if (!in) continue;
-    info.manager = db.manager;
-    std::string line, pkg, version;
-    bool installed = db.manager[0] == 'a';  // apk lists installed packages only
-    auto end_record = [&] {
-      if (pkg == name && installed && !version.empty()) info.version = version;
-      pkg.clear();
-      version.clear();
-      installed = db.manager[0] == 'a';
-    };
-    while (std::getline(in, line)) {
-      if (line.empty()) end_record();
-      if (line.rfind(db.name_field, 0) == 0) pkg = line.substr(std::strlen(db.name_field));
-      if (line.rfind(db.version_field, 0) == 0)
-        version = line.substr(std::strlen(db.version_field));
-      if (line.rfind("Status: ", 0) == 0) installed = line.ends_with(" installed");
-      if (info.version) break;
-    }
-    end_record();
-    return info;
-  }
-  return info;
-}
-
-bool OnPath(const std::string& prog) {
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path ? path : "/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':'))
-    if (!dir.empty() && access((dir + "/" + prog).c_str(), X_OK) == 0) return true;
-  return false;
-}
-
-// "5.2" matches "5.2", "5.2.15-2" and "1:5.2.15" (an epoch is ignored unless asked for).
-bool VersionMatches(const std::string& found, const std::string& want) {
-  std::string v = found;
-  size_t colon = v.find(':');
-  if (want.find(':') == std::string::npos && colon != std::string::npos) v = v.substr(colon + 1);
-  if (v == want || found == want) return true;
-  return v.rfind(want, 0) == 0 && std::strchr(".-+~_", v[want.size()]) != nullptr;
-}
 
 // Checks the package, then hands its version (or nullopt) to `decide`. dpkg and apk are read
 // directly; rpm systems ask `rpm -q`.

@@ -24,11 +24,16 @@ const Module& StackModule();
 const Module& SecretModule();
 const Module& GoroutineModule();
 const Module& InfraTestModule();
+const Module& PkgModule();
+const Module& UserModule();
+const Module& GroupModule();
+const Module& FileOpsModule();
 
 inline const Module& (*const kModuleList[])() = {
-    LogModule,  ExecModule,  FsModule,    EnvModule,    WorkdirModule,   StringsModule,
-    TimeModule, DataModule,  JsonModule,  YamlModule,   CryptoModule,    TemplateModule,
-    HttpModule, StateModule, StackModule, SecretModule, GoroutineModule, InfraTestModule,
+    LogModule,  ExecModule,  FsModule,    EnvModule,     WorkdirModule,   StringsModule,
+    TimeModule, DataModule,  JsonModule,  YamlModule,    CryptoModule,    TemplateModule,
+    HttpModule, StateModule, StackModule, SecretModule,  GoroutineModule, InfraTestModule,
+    PkgModule,  UserModule,  GroupModule, FileOpsModule,
 };
 
 }  // namespace sloth
