@@ -133,6 +133,7 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
   RuntimeOptions rt_options;
   rt_options.start_dir = fs::current_path().string();
   rt_options.check_mode = options.check;
+  rt_options.show_diff = options.diff;
   rt_options.state_store = [&]() -> Result<StateStore*> {
     if (Status s = open_store(); !s.ok()) return s;
     return static_cast<StateStore*>(state_store.get());
@@ -217,8 +218,7 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
       break;
     }
     std::vector<std::string> resources;
-    RunScope scope{info.stack, info.stack_id, info.run_id, stack_store.get(),
-                   &resources};
+    RunScope scope{info.stack, info.stack_id, info.run_id, stack_store.get(), &resources};
     rt.SetRunScope(&scope);
     if (gate) gate->SetPlan(&plans[i]);
     renderer->WorkflowStarted(plans[i], info);

@@ -31,6 +31,7 @@ struct RunOptions {
   bool interactive = false;  // ask before each task (needs a terminal)
   bool yes = false;  // never prompt: nothing prompts unless asked, so this only documents intent
   std::string lock_timeout = "0";  // --lock-timeout: how long to wait for the stack's lock
+  bool diff = false;               // --diff: show a unified diff of every file change
   bool password_stdin = false;     // --password-stdin: the secrets password is stdin's first line
   std::string junit;               // --junit FILE: write the tasks as a JUnit XML report
 };

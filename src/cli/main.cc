@@ -25,6 +25,7 @@ void AddRunFlags(CLI::App* cmd, RunOptions& o) {
       ->type_name("basic|enhanced|json");
   cmd->add_option("--parallel", o.parallel, "Run up to N independent tasks at once");
   cmd->add_flag("--check,--dry-run", o.check, "Change nothing; report what would change");
+  cmd->add_flag("--diff", o.diff, "Show a unified diff of every file change (or would-be change)");
   cmd->add_flag("--interactive", o.interactive, "Ask before each task: run, skip, abort, continue");
   cmd->add_flag("--yes", o.yes, "Never prompt (there is no prompt by default)");
   cmd->add_option("--lock-timeout", o.lock_timeout,

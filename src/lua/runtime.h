@@ -43,7 +43,7 @@ struct TaskContext {
   std::string user;         // :user("name"): commands run as this user
   std::optional<Clock::time_point> deadline;
   std::string deadline_reason;
-  std::string cancel_reason;  // set when the attempt must stop
+  std::string cancel_reason;     // set when the attempt must stop
   std::vector<pid_t> processes;  // running child processes started for this task
   std::vector<std::pair<std::string, std::string>> env;  // :env({...}) for its commands
 };
@@ -64,6 +64,7 @@ struct RunScope {
 struct RuntimeOptions {
   std::string start_dir;  // absolute; the default workdir
   bool check_mode = false;
+  bool show_diff = false;  // `run --diff`: modules log the unified diff of each file change
   size_t memory_limit = size_t{2} << 30;
   Duration load_timeout = std::chrono::seconds(30);  // top-level code of a workflow file
   // Opens the store behind the `state` module on its first use, so a run that never uses state

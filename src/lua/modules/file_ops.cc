@@ -335,8 +335,17 @@ int PushChange(lua_State* L, Change& c) {
   lua_pushstring(L, c.msg.c_str());
   lua_setfield(L, -2, "message");  // the seed's name
   if (c.changed) Runtime::From(L).Log(L, LogLevel::kInfo, c.path + ": " + c.msg);
-  // Until `run --diff` has its own switch, the diff goes to the debug log (and the result).
-  if (!c.diff.empty()) Runtime::From(L).Log(L, LogLevel::kDebug, c.diff);
+  // `run --diff` shows the diff in the log, line by line; otherwise only --debug does.
+  if (!c.diff.empty()) {
+    Runtime& rt = Runtime::From(L);
+    LogLevel level = rt.options().show_diff ? LogLevel::kInfo : LogLevel::kDebug;
+    std::string_view rest = c.diff;
+    while (!rest.empty()) {
+      size_t end = rest.find('\n');
+      rt.Log(L, level, rest.substr(0, end));
+      rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+    }
+  }
   lua_pushvalue(L, -1);
   return 2;
 }
