@@ -147,6 +147,14 @@ TEST_F(StackCliTest, ExportImportRoundTrip) {
   EXPECT_EQ(Run({"stack", "show", "x"}).exit_code, 1);  // all or nothing
   box_.Write("notjson.json", "[1,");
   EXPECT_EQ(Run({"stack", "import", "notjson.json"}).exit_code, 2);
+  for (const char* cmd : {"list", "show", "resources", "outputs", "history", "drift"}) {
+    std::vector<std::string> args = {"stack", cmd};
+    if (std::string(cmd) != "list") args.push_back("prod");
+    args.insert(args.end(), {"-o", "yaml"});
+    CmdResult bad = Run(args);
+    EXPECT_EQ(bad.exit_code, 2) << cmd;
+    EXPECT_THAT(bad.err, HasSubstr("unknown output \"yaml\"")) << cmd;
+  }
 }
 
 TEST_F(StackCliTest, DriftReportsWhatChangedBehindTheStacksBackAndChangesNothing) {

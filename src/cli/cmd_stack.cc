@@ -187,15 +187,20 @@ struct OpenedStack {
   StackInfo stack;
 };
 
-// Opens the database and finds the stack; when that fails, prints why and sets `exit_code`.
-std::optional<OpenedStack> OpenStack(const GlobalOptions& global, const std::string& name,
+// Checks -o, opens the database and finds the stack; when that fails, prints why and sets
+// `exit_code`.
+std::optional<OpenedStack> OpenStack(const GlobalOptions& global, const StackOptions& options,
                                      int* exit_code) {
+  if (!ValidFormat(options.output)) {
+    *exit_code = Fail(kExitBadInput, "unknown output \"" + options.output + "\" (table or json)");
+    return std::nullopt;
+  }
   auto st = Open(global);
   if (!st.ok()) {
     *exit_code = StoreFailure(st.error());
     return std::nullopt;
   }
-  auto stack = Find(*st, name);
+  auto stack = Find(*st, options.name);
   if (!stack.ok()) {
     *exit_code = NotFoundOrFailure(stack.error());
     return std::nullopt;
@@ -245,10 +250,8 @@ int CmdStackList(const GlobalOptions& global, const StackOptions& options) {
 }
 
 int CmdStackShow(const GlobalOptions& global, const StackOptions& options) {
-  if (!ValidFormat(options.output))
-    return Fail(kExitBadInput, "unknown output \"" + options.output + "\" (table or json)");
   int rc = kExitOk;
-  auto opened = OpenStack(global, options.name, &rc);
+  auto opened = OpenStack(global, options, &rc);
   if (!opened) return rc;
   auto& [st, stack] = *opened;
   auto full = FullStackJson(st, stack, kShowRuns);
@@ -280,10 +283,8 @@ int CmdStackShow(const GlobalOptions& global, const StackOptions& options) {
 }
 
 int CmdStackResources(const GlobalOptions& global, const StackOptions& options) {
-  if (!ValidFormat(options.output))
-    return Fail(kExitBadInput, "unknown output \"" + options.output + "\" (table or json)");
   int rc = kExitOk;
-  auto opened = OpenStack(global, options.name, &rc);
+  auto opened = OpenStack(global, options, &rc);
   if (!opened) return rc;
   auto& [st, stack] = *opened;
   auto resources = st.stacks->ListResources(stack.id);
@@ -306,10 +307,8 @@ int CmdStackResources(const GlobalOptions& global, const StackOptions& options) 
 }
 
 int CmdStackOutputs(const GlobalOptions& global, const StackOptions& options) {
-  if (!ValidFormat(options.output))
-    return Fail(kExitBadInput, "unknown output \"" + options.output + "\" (table or json)");
   int rc = kExitOk;
-  auto opened = OpenStack(global, options.name, &rc);
+  auto opened = OpenStack(global, options, &rc);
   if (!opened) return rc;
   auto& [st, stack] = *opened;
   ordered_json outputs = Parsed(stack.outputs_json, ordered_json::object());
@@ -323,11 +322,9 @@ int CmdStackOutputs(const GlobalOptions& global, const StackOptions& options) {
 }
 
 int CmdStackHistory(const GlobalOptions& global, const StackOptions& options) {
-  if (!ValidFormat(options.output))
-    return Fail(kExitBadInput, "unknown output \"" + options.output + "\" (table or json)");
   if (options.limit < 0) return Fail(kExitBadInput, "-n must be 0 (all) or more");
   int rc = kExitOk;
-  auto opened = OpenStack(global, options.name, &rc);
+  auto opened = OpenStack(global, options, &rc);
   if (!opened) return rc;
   auto& [st, stack] = *opened;
   auto history = st.stacks->History(stack.id, options.limit);
@@ -360,7 +357,7 @@ int CmdStackHistory(const GlobalOptions& global, const StackOptions& options) {
 
 int CmdStackExport(const GlobalOptions& global, const StackOptions& options) {
   int rc = kExitOk;
-  auto opened = OpenStack(global, options.name, &rc);
+  auto opened = OpenStack(global, options, &rc);
   if (!opened) return rc;
   auto& [st, stack] = *opened;
   auto full = FullStackJson(st, stack, 0);
@@ -482,7 +479,7 @@ int CmdStackImport(const GlobalOptions& global, const StackOptions& options) {
 
 int CmdStackDelete(const GlobalOptions& global, const StackOptions& options) {
   int rc = kExitOk;
-  auto opened = OpenStack(global, options.name, &rc);
+  auto opened = OpenStack(global, options, &rc);
   if (!opened) return rc;
   auto& [st, stack] = *opened;
   auto holder = st.state->LockHolder(StackLockName(stack.name));
@@ -509,7 +506,7 @@ int CmdStackLock(const GlobalOptions& global, const StackOptions& options) {
   if (!ttl.ok() || ttl->count() <= 0)
     return Fail(kExitBadInput, "--ttl: expected a duration such as 30m");
   int rc = kExitOk;
-  auto opened = OpenStack(global, options.name, &rc);
+  auto opened = OpenStack(global, options, &rc);
   if (!opened) return rc;
   auto& [st, stack] = *opened;
   // A lock by hand belongs to no process (pid 0): it lasts until unlocked or its ttl ends.
@@ -531,7 +528,7 @@ int CmdStackLock(const GlobalOptions& global, const StackOptions& options) {
 
 int CmdStackUnlock(const GlobalOptions& global, const StackOptions& options) {
   int rc = kExitOk;
-  auto opened = OpenStack(global, options.name, &rc);
+  auto opened = OpenStack(global, options, &rc);
   if (!opened) return rc;
   auto& [st, stack] = *opened;
   auto holder = st.state->LockHolder(StackLockName(stack.name));
@@ -583,10 +580,8 @@ Result<std::pair<int, std::string>> RunSelf(const std::vector<std::string>& args
 }  // namespace
 
 int CmdStackDrift(const GlobalOptions& global, const StackOptions& options) {
-  if (!ValidFormat(options.output))
-    return Fail(kExitBadInput, "unknown output \"" + options.output + "\" (table or json)");
   int rc = kExitOk;
-  auto opened = OpenStack(global, options.name, &rc);
+  auto opened = OpenStack(global, options, &rc);
   if (!opened) return rc;
   auto& [st, stack] = *opened;
   std::string file = options.file.empty() ? stack.workflow_file : options.file;
