@@ -184,5 +184,22 @@ TEST_F(StateCliTest, DeadlockInsideWithLockIsReportedNotHung) {
   EXPECT_EQ(Run({"run", "w", "-f", "wf.sloth"}).exit_code, 1);  // the lock was released
 }
 
+TEST_F(StateCliTest, ValidateListAndPreviewReadStateAtTopLevelButWriteNothing) {
+  ASSERT_EQ(Run({"state", "set", "replicas", "3"}).exit_code, 0);
+  box_.Write("wf.sloth", R"(
+    local n = state.get("replicas", 1)
+    state.set("loaded", true)  -- skipped outside `run`: loading a file changes nothing
+    local tasks = {}
+    for i = 1, n do tasks[i] = task("t" .. i):command("true"):build() end
+    workflow.define("w", { tasks = tasks })
+  )");
+  CmdResult validate = Run({"validate", "-f", "wf.sloth"});
+  EXPECT_EQ(validate.exit_code, 0) << Describe(validate);
+  EXPECT_THAT(validate.out, HasSubstr("3 tasks"));
+  EXPECT_EQ(Run({"workflow", "list", "-f", "wf.sloth"}).exit_code, 0);
+  EXPECT_EQ(Run({"workflow", "preview", "-f", "wf.sloth"}).exit_code, 0);
+  EXPECT_EQ(Run({"state", "get", "loaded"}).exit_code, 1);
+}
+
 }  // namespace
 }  // namespace sloth::e2e

@@ -7,6 +7,7 @@
 
 #include "base/strings.h"
 #include "cli/commands.h"
+#include "cli/data_dir.h"
 #include "cli/load.h"
 
 namespace sloth {
@@ -210,12 +211,12 @@ void PrintMermaid(std::ostream& out, const std::vector<const LoadedWorkflow*>& w
 
 }  // namespace
 
-int CmdWorkflowPreview(const GlobalOptions&, const PreviewOptions& options) {
+int CmdWorkflowPreview(const GlobalOptions& global, const PreviewOptions& options) {
   static const std::vector<std::string> kFormats = {"tree", "json", "dot", "mermaid"};
   if (std::find(kFormats.begin(), kFormats.end(), options.format) == kFormats.end())
     return Fail(kExitBadInput,
                 "unknown format \"" + options.format + "\" (tree, json, dot or mermaid)");
-  return WithLoadedFile(options.file, [&](LoadedFile& loaded) {
+  return WithLoadedFile(options.file, DataDir(global.data_dir), [&](LoadedFile& loaded) {
     std::vector<const LoadedWorkflow*> wfs;
     std::vector<const Plan*> plans;
     for (size_t i = 0; i < loaded.workflows.size(); ++i) {

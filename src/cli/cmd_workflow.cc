@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/data_dir.h"
 #include "cli/load.h"
 
 namespace fs = std::filesystem;
@@ -36,14 +37,14 @@ nlohmann::ordered_json WorkflowJson(const std::string& file, const LoadedWorkflo
 
 }  // namespace
 
-int CmdWorkflowList(const GlobalOptions&, const FileOptions& options) {
+int CmdWorkflowList(const GlobalOptions& global, const FileOptions& options) {
   std::vector<std::string> files =
       options.file.empty() ? SlothFilesHere() : std::vector{options.file};
   if (files.empty())
     return Fail(kExitBadInput, "no -f FILE given and no *.sloth file in this directory");
   nlohmann::ordered_json all = nlohmann::ordered_json::array();
   for (const std::string& file : files) {
-    int rc = WithLoadedFile(file, [&](LoadedFile& loaded) {
+    int rc = WithLoadedFile(file, DataDir(global.data_dir), [&](LoadedFile& loaded) {
       for (size_t i = 0; i < loaded.workflows.size(); ++i) {
         const auto& wf = loaded.workflows[i];
         if (options.format == "json") {
@@ -69,8 +70,8 @@ int CmdWorkflowList(const GlobalOptions&, const FileOptions& options) {
   return kExitOk;
 }
 
-int CmdValidate(const GlobalOptions&, const FileOptions& options) {
-  return WithLoadedFile(options.file, [&](LoadedFile& loaded) {
+int CmdValidate(const GlobalOptions& global, const FileOptions& options) {
+  return WithLoadedFile(options.file, DataDir(global.data_dir), [&](LoadedFile& loaded) {
     size_t tasks = 0;
     for (const Plan& p : loaded.plans) tasks += p.size();
     std::cout << options.file << ": ok (" << loaded.workflows.size() << " workflow"

@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "lua/lua_util.h"
+#include "store/sqlite_state_store.h"
 
 namespace sloth {
 
@@ -30,10 +31,21 @@ Result<LoadedFile> LoadFile(Runtime& rt, const std::string& path) {
   return out;
 }
 
-int WithLoadedFile(const std::string& path, const std::function<int(LoadedFile&)>& fn) {
+int WithLoadedFile(const std::string& path, const std::string& data_dir,
+                   const std::function<int(LoadedFile&)>& fn) {
   Loop loop;
   RuntimeOptions options;
   options.start_dir = std::filesystem::current_path().string();
+  options.check_mode = true;
+  std::unique_ptr<SqliteStateStore> state;
+  options.state_store = [&]() -> Result<StateStore*> {
+    if (!state) {
+      auto opened = SqliteStateStore::Open(DatabasePath(data_dir));
+      if (!opened.ok()) return opened.status();
+      state = std::move(*opened);
+    }
+    return static_cast<StateStore*>(state.get());
+  };
   Runtime rt(loop, options, nullptr);
   SetValues(rt, nlohmann::json::object());
   auto loaded = LoadFile(rt, path);

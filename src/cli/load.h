@@ -20,8 +20,10 @@ struct LoadedFile {
 Result<LoadedFile> LoadFile(Runtime& rt, const std::string& path);
 
 // Loads `path` in a fresh runtime with empty values (its top-level code runs, no task does) and
-// returns fn(loaded); when the file does not load, prints the error and returns 2.
-int WithLoadedFile(const std::string& path, const std::function<int(LoadedFile&)>& fn);
+// returns fn(loaded); when the file does not load, prints the error and returns 2. The top-level
+// code runs in check mode: it can read the state in `data_dir` but writes nothing.
+int WithLoadedFile(const std::string& path, const std::string& data_dir,
+                   const std::function<int(LoadedFile&)>& fn);
 
 // Sets the `values` / `Values` globals.
 void SetValues(Runtime& rt, const nlohmann::json& values);
