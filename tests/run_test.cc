@@ -86,18 +86,19 @@ TEST(Run, GoroutinesEndWithTheirTask) {
   Sandbox box;
   // The first workflow's goroutines are still waiting when their tasks end; the second
   // workflow keeps the loop running past the moment they would wake up.
-  box.Write("wf.sloth",
-            "workflow.define('first', { tasks = {\n"
-            "  { name = 'a', command = function()\n"
-            "      goroutine.spawn(function() goroutine.sleep(300); log.info('LATE SLEEPER') end)\n"
-            "      goroutine.spawn(function() exec.run('sleep 0.3'); log.info('LATE COMMAND') end)\n"
-            "    end },\n"
-            "  { name = 'b', retries = 1, retry_delay = '1ms', command = function(this)\n"
-            "      goroutine.spawn(function() while true do end end)\n"
-            "      if this.attempt == 1 then return false, 'again' end\n"
-            "    end },\n"
-            "} })\n"
-            "workflow.define('second', { tasks = { { name = 'c', command = 'sleep 0.6' } } })\n");
+  box.Write(
+      "wf.sloth",
+      "workflow.define('first', { tasks = {\n"
+      "  { name = 'a', command = function()\n"
+      "      goroutine.spawn(function() goroutine.sleep(300); log.info('LATE SLEEPER') end)\n"
+      "      goroutine.spawn(function() exec.run('sleep 0.3'); log.info('LATE COMMAND') end)\n"
+      "    end },\n"
+      "  { name = 'b', retries = 1, retry_delay = '1ms', command = function(this)\n"
+      "      goroutine.spawn(function() while true do end end)\n"
+      "      if this.attempt == 1 then return false, 'again' end\n"
+      "    end },\n"
+      "} })\n"
+      "workflow.define('second', { tasks = { { name = 'c', command = 'sleep 0.6' } } })\n");
   auto start = std::chrono::steady_clock::now();
   CmdResult r = box.Run({"run", "-f", "wf.sloth"});
   ASSERT_EQ(r.exit_code, 0) << Describe(r);

@@ -72,6 +72,14 @@ TEST(Yaml, WhatWeWriteReadsBack) {  // found by fuzz/values_fuzz.cc
   EXPECT_EQ(*back, doc);
 }
 
+TEST(Yaml, LongKeysReadBack) {  // found by fuzz/values_fuzz.cc: implicit keys stop at 1024
+  nlohmann::json doc = {
+      {std::string(400, '\x02'), {{"null", nullptr}}}, {std::string(2000, 'k'), 1}, {"short", 2}};
+  auto back = ParseYaml(ToYaml(doc));
+  ASSERT_TRUE(back.ok()) << back.error();
+  EXPECT_EQ(*back, doc);
+}
+
 TEST(Yaml, ErrorsNameTheLine) {
   auto doc = ParseYaml("a: [1, 2\nb: 3\n");
   ASSERT_FALSE(doc.ok());

@@ -39,13 +39,19 @@ nlohmann::json Convert(const YAML::Node& node) {
 bool PlainSafe(const std::string& s) {
   if (s.empty() || s.front() == ' ' || s.back() == ' ' || !TypedScalar(s).is_string()) return false;
   for (unsigned char c : s)
-    if (!(std::isalnum(c) || c == '_' || c == '-' || c == '.' || c == '/' || c == ' ')) return false;
-  return std::isalnum(static_cast<unsigned char>(s.front())) || s.front() == '_' || s.front() == '/';
+    if (!(std::isalnum(c) || c == '_' || c == '-' || c == '.' || c == '/' || c == ' '))
+      return false;
+  return std::isalnum(static_cast<unsigned char>(s.front())) || s.front() == '_' ||
+         s.front() == '/';
 }
 
+constexpr size_t kMaxImplicitKeyBytes = 100;
+
 void EmitString(YAML::Emitter& out, const std::string& s) {
-  if (PlainSafe(s)) out << s;
-  else out << YAML::DoubleQuoted << s;
+  if (PlainSafe(s))
+    out << s;
+  else
+    out << YAML::DoubleQuoted << s;
 }
 
 void Emit(YAML::Emitter& out, const nlohmann::json& v) {
@@ -53,6 +59,9 @@ void Emit(YAML::Emitter& out, const nlohmann::json& v) {
     case nlohmann::json::value_t::object:
       out << YAML::BeginMap;
       for (const auto& [k, item] : v.items()) {
+        // A plain "key:" may not be longer than 1024 characters once written (escapes can
+        // make a byte ten): longer keys are written as explicit "? key" entries.
+        if (k.size() > kMaxImplicitKeyBytes) out << YAML::LongKey;
         out << YAML::Key;
         EmitString(out, k);
         out << YAML::Value;
