@@ -76,9 +76,7 @@ RunRecord RunRecordFor(const RunInfo& info, const LoadedWorkflow& workflow, cons
   r.check_mode = options.check;
   r.started_at_ms = NowUnixMs();
   r.user = WhoAmI();
-  char host[256] = {0};
-  gethostname(host, sizeof(host) - 1);
-  r.host = host;
+  r.host = HostName();
   r.pid = getpid();
   r.values_json = values.dump();
   r.metadata_json = workflow.metadata_json;

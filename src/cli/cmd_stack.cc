@@ -510,13 +510,10 @@ int CmdStackLock(const GlobalOptions& global, const StackOptions& options) {
   if (!opened) return rc;
   auto& [st, stack] = *opened;
   // A lock by hand belongs to no process (pid 0): it lasts until unlocked or its ttl ends.
-  char host[256] = {0};
-  gethostname(host, sizeof(host) - 1);
-  std::string who = WhoAmI();
-  who = who.substr(0, who.find(" pid "));
+  std::string who = UserAtHost();
   if (!options.reason.empty()) who += " (" + options.reason + ")";
   auto attempt =
-      st.state->TryLock(StackLockName(stack.name), LockOwner{who, host, 0}, ToMillis(*ttl));
+      st.state->TryLock(StackLockName(stack.name), LockOwner{who, HostName(), 0}, ToMillis(*ttl));
   if (!attempt.ok()) return StoreFailure(attempt.error());
   if (!attempt->acquired)
     return Fail(kExitUnreachable, "stack " + stack.name + " is locked by " + attempt->holder.owner +

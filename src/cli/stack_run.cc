@@ -21,15 +21,21 @@ void Warn(const std::string& what, const Status& s) {
 
 std::string StackLockName(const std::string& stack) { return "stack:" + stack; }
 
-std::string WhoAmI() {
+std::string HostName() {
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  return host;
+}
+
+std::string UserAtHost() {
   const char* user = std::getenv("USER");
   std::string name = user && *user ? user : "";
   if (name.empty())
     if (const passwd* pw = getpwuid(geteuid())) name = pw->pw_name;
-  char host[256] = {0};
-  gethostname(host, sizeof(host) - 1);
-  return name + "@" + host + " pid " + std::to_string(getpid());
+  return name + "@" + HostName();
 }
+
+std::string WhoAmI() { return UserAtHost() + " pid " + std::to_string(getpid()); }
 
 std::string FormatUnixMs(int64_t ms) {
   std::time_t seconds = static_cast<std::time_t>(ms / 1000);
@@ -55,9 +61,7 @@ StackRun::~StackRun() { Release(); }
 Status StackRun::Lock(const std::string& stack, Duration timeout, StackLocked* locked,
                       const std::function<bool()>& stop_waiting) {
   lock_name_ = StackLockName(stack);
-  char host[256] = {0};
-  gethostname(host, sizeof(host) - 1);
-  LockOwner owner{WhoAmI(), host, getpid()};
+  LockOwner owner{WhoAmI(), HostName(), getpid()};
   Clock::time_point give_up = Clock::now() + timeout;
   for (;;) {
     Result<LockAttempt> attempt = locks_.TryLock(lock_name_, owner, kLeaseMs);

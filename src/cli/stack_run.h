@@ -18,6 +18,9 @@ namespace sloth {
 
 // The name of a stack's lock in the state store's lock table.
 std::string StackLockName(const std::string& stack);
+std::string HostName();
+// "user@host", who runs this process.
+std::string UserAtHost();
 // "user@host pid N", who a lock or a run belongs to.
 std::string WhoAmI();
 // "2026-11-22 14:03:05 UTC"

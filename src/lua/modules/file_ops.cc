@@ -446,6 +446,22 @@ Current ReadCurrent(const std::string& path) {
   return c;
 }
 
+// Reads the file a line or block edit works on. When the call ends here (a read error, nothing
+// to remove from an absent file, a missing file without `create`) returns what it pushed.
+std::optional<int> ReadForEdit(lua_State* L, const char* fn, const std::string& path, bool removing,
+                               bool create, Current* cur) {
+  *cur = ReadCurrent(path);
+  if (!cur->error.empty()) return Fail(L, fn, cur->error);
+  if (!cur->text && removing) {
+    Change c;
+    c.path = path;
+    c.msg = "unchanged (file does not exist)";
+    return PushChange(L, c);
+  }
+  if (!cur->text && !create) return Fail(L, fn, path + ": file does not exist (set create = true)");
+  return std::nullopt;
+}
+
 int FileOpsLineInFile(lua_State* L) {
   const char* fn = "lineinfile";
   CheckOptions(L, fn);
@@ -468,15 +484,9 @@ int FileOpsLineInFile(lua_State* L) {
   if (after && *after != "EOF") after_re = CompileRegex(L, fn, "insertafter", *after);
   if (before && *before != "BOF") before_re = CompileRegex(L, fn, "insertbefore", *before);
 
-  Current cur = ReadCurrent(path);
-  if (!cur.error.empty()) return Fail(L, fn, cur.error);
-  if (!cur.text && state == "absent") {
-    Change c;
-    c.path = path;
-    c.msg = "unchanged (file does not exist)";
-    return PushChange(L, c);
-  }
-  if (!cur.text && !create) return Fail(L, fn, path + ": file does not exist (set create = true)");
+  Current cur;
+  if (std::optional<int> done = ReadForEdit(L, fn, path, state == "absent", create, &cur))
+    return *done;
   Lines text = Lines::Parse(cur.text.value_or(""));
   auto matches = [&](const std::string& l) {
     return re ? std::regex_search(l, *re) : (line && l == *line);
@@ -530,15 +540,9 @@ int FileOpsBlockInFile(lua_State* L) {
       OptField(L, fn, "marker_end").value_or(std::string(marker).replace(mark, 6, "END"));
   if (begin == end) luaL_error(L, "file_ops.%s: marker_begin and marker_end must differ", fn);
 
-  Current cur = ReadCurrent(path);
-  if (!cur.error.empty()) return Fail(L, fn, cur.error);
-  if (!cur.text && state == "absent") {
-    Change c;
-    c.path = path;
-    c.msg = "unchanged (file does not exist)";
-    return PushChange(L, c);
-  }
-  if (!cur.text && !create) return Fail(L, fn, path + ": file does not exist (set create = true)");
+  Current cur;
+  if (std::optional<int> done = ReadForEdit(L, fn, path, state == "absent", create, &cur))
+    return *done;
   Lines text = Lines::Parse(cur.text.value_or(""));
   auto& ls = text.lines;
   auto b = std::find(ls.begin(), ls.end(), begin);
