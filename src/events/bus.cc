@@ -1,0 +1,416 @@
+#include "events/bus.h"
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "base/duration.h"
+#include "base/ids.h"
+#include "core/state_store.h"
+#include "store/migrations.h"
+
+extern char** environ;
+
+namespace sloth {
+namespace {
+
+// A journal this big whose events are all in the database is emptied (long-running processes).
+constexpr int64_t kJournalTruncateBytes = 16 << 20;
+constexpr size_t kMaxOutputBytes = 64 << 10;
+
+std::string Tail(const std::string& text, size_t max) {
+  std::string t = text;
+  while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+  return t.size() <= max ? t : "..." + t.substr(t.size() - max);
+}
+
+// The runner prints its outcome as the last line of stdout.
+HookOutcome ParseOutcome(const ProcessExit& exit) {
+  std::string out = exit.out;
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  size_t nl = out.rfind('\n');
+  nlohmann::json j =
+      nlohmann::json::parse(nl == std::string::npos ? out : out.substr(nl + 1), nullptr, false);
+  HookOutcome o;
+  if (j.is_object() && j.contains("success")) {
+    o.success = j.value("success", false);
+    o.output = Tail(j.value("output", ""), kMaxOutputBytes);
+    o.error = Tail(j.value("error", ""), kMaxOutputBytes);
+    return o;
+  }
+  o.error = exit.err.empty() ? "the hook runner exited with code " + std::to_string(exit.exit_code)
+                             : Tail(exit.err, 2000);
+  return o;
+}
+
+bool HookWants(const HookInfo& hook, const Event& event) {
+  return hook.enabled && (hook.stack.empty() || hook.stack == event.stack) &&
+         EventTypeMatches(hook.event_type, event.type);
+}
+
+}  // namespace
+
+struct EventBus::Delivery {
+  Event event;
+  std::string json;  // what the runner reads on stdin
+  size_t remaining = 0;
+  std::string error;  // the first hook that gave up
+};
+
+struct EventBus::Job {
+  std::shared_ptr<Delivery> delivery;
+  HookInfo hook;
+  int attempt = 1;
+};
+
+struct EventBus::WriteOp {
+  enum Kind { kInsert, kStatus, kExecution } kind = kInsert;
+  Event event;
+  std::string status;
+  std::string error;
+  HookExecution execution;
+  int64_t journal_end = 0;
+};
+
+EventBus::EventBus(Loop& loop, EventBusOptions options)
+    : loop_(loop), options_(std::move(options)), processes_(loop) {}
+
+Result<std::unique_ptr<EventBus>> EventBus::Open(Loop& loop, EventBusOptions options) {
+  std::unique_ptr<EventBus> bus(new EventBus(loop, std::move(options)));
+  if (Status s = bus->Start(); !s.ok()) return s;
+  return bus;
+}
+
+Status EventBus::Start() {
+  token_ = NewUuid();
+  journal_dir_ = options_.data_dir + "/events";
+  auto db = OpenDatabase(options_.db_path);
+  if (!db.ok()) return db.status();
+  store_ = std::make_unique<EventStore>(*db);
+  auto replayed = RecoverJournals(journal_dir_, [&](std::vector<Event>& events) {
+    return store_->db().Transaction([&]() -> Status {
+      for (const Event& e : events)
+        if (Status s = store_->InsertEvent(e, "pending", "", ""); !s.ok()) return s;
+      return Status::Ok();
+    });
+  });
+  if (!replayed.ok()) return replayed.status();
+  auto journal = Journal::Create(journal_dir_, token_);
+  if (!journal.ok()) return journal.status();
+  journal_ = std::move(*journal);
+  auto writer_db = OpenDatabase(options_.db_path);
+  if (!writer_db.ok()) return writer_db.status();
+  writer_ = std::thread([this, db = *writer_db]() mutable {
+    EventStore store(std::move(db));
+    WriterMainWith(store);
+  });
+  if (options_.take_orphans && !options_.hook_command.empty()) {
+    std::string dir = journal_dir_;
+    auto orphans = store_->ClaimOrphans(
+        token_, [&dir](const std::string& owner) { return JournalOwnerAlive(dir, owner); });
+    if (!orphans.ok()) return orphans.status();
+    for (const Event& e : *orphans) {
+      auto done = store_->SucceededHooks(e.id);
+      if (!done.ok()) return done.status();
+      Deliver(e, *done);
+    }
+  }
+  return Status::Ok();
+}
+
+EventBus::~EventBus() { Close(); }
+
+const std::vector<HookInfo>& EventBus::Hooks() {
+  Clock::time_point now = Clock::now();
+  if (!hooks_loaded_ || now - hooks_read_ >= std::chrono::seconds(1)) {
+    auto hooks = store_->ListHooks();
+    if (hooks.ok()) hooks_ = std::move(*hooks);  // else keep the last list
+    hooks_read_ = now;
+    hooks_loaded_ = true;
+  }
+  return hooks_;
+}
+
+Result<std::string> EventBus::Dispatch(Event event) {
+  if (!ValidEventType(event.type))
+    return Status::Error("invalid event type \"" + event.type +
+                         "\": use dotted words of letters, digits, _ and - (deploy.started)");
+  if (event.id.empty()) event.id = NewUuid();
+  if (event.timestamp_ms == 0) event.timestamp_ms = NowUnixMs();
+  std::vector<HookInfo> wanted;
+  if (!options_.hook_command.empty()) {
+    for (const HookInfo& h : Hooks())
+      if (HookWants(h, event)) wanted.push_back(h);
+  }
+  WriteOp op;
+  op.kind = WriteOp::kInsert;
+  op.status = wanted.empty() ? "delivered" : "pending";
+  if (!wanted.empty() && event.depth > kMaxEventDepth) {
+    op.status = "failed";
+    op.error = "not delivered: hooks dispatching events went " + std::to_string(event.depth) +
+               " deep (the limit is " + std::to_string(kMaxEventDepth) + "); is there a loop?";
+    wanted.clear();
+  }
+  std::string line = EventToLine(event);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!journal_) return Status::Error("the event bus is closed");
+    auto end = journal_->Append(line);
+    if (!end.ok()) return end.status();
+    op.journal_end = *end;
+    op.event = event;
+    ops_.push_back(std::move(op));
+    ++queued_;
+    ++dispatched_;
+  }
+  wake_writer_.notify_one();
+  if (!wanted.empty()) DeliverTo(event, std::move(wanted));
+  return event.id;
+}
+
+Status EventBus::Redeliver(const Event& event) {
+  if (options_.hook_command.empty()) return Status::Error("this process delivers no events");
+  auto done = store_->SucceededHooks(event.id);
+  if (!done.ok()) return done.status();
+  if (Status s = store_->Requeue(event.id, token_); !s.ok()) return s;
+  Deliver(event, *done);
+  return Status::Ok();
+}
+
+void EventBus::Deliver(const Event& event, const std::set<std::string>& skip) {
+  std::vector<HookInfo> wanted;
+  for (const HookInfo& h : Hooks())
+    if (HookWants(h, event) && !skip.count(h.name)) wanted.push_back(h);
+  if (wanted.empty()) {
+    WriteOp op;
+    op.kind = WriteOp::kStatus;
+    op.event.id = event.id;
+    op.status = "delivered";
+    Push(std::move(op));
+    return;
+  }
+  DeliverTo(event, std::move(wanted));
+}
+
+void EventBus::DeliverTo(const Event& event, std::vector<HookInfo> hooks) {
+  auto d = std::make_shared<Delivery>();
+  d->event = event;
+  d->json = EventToJson(event).dump();
+  d->remaining = hooks.size();
+  for (HookInfo& h : hooks) queue_.push_back(Job{d, std::move(h), 1});
+  Pump();
+}
+
+void EventBus::Pump() {
+  while (running_ < options_.workers && !queue_.empty()) {
+    Job job = std::move(queue_.front());
+    queue_.pop_front();
+    RunJob(std::move(job));
+  }
+}
+
+void EventBus::RunJob(Job job) {
+  ProcessSpec spec;
+  spec.argv = options_.hook_command;
+  spec.argv.push_back(job.hook.name);
+  if (!options_.hook_env.empty()) {
+    spec.env = options_.hook_env;
+  } else {
+    for (char** e = environ; *e; ++e) spec.env.emplace_back(*e);
+  }
+  spec.stdin_data = job.delivery->json;
+  ++running_;
+  Clock::time_point start = Clock::now();
+  auto timed_out = std::make_shared<bool>(false);
+  auto timer = std::make_shared<uint64_t>(0);
+  auto pid = processes_.Spawn(spec, nullptr, [this, job, start, timed_out, timer](ProcessExit exit) {
+    loop_.Cancel(*timer);
+    timers_.erase(*timer);
+    HookOutcome outcome = ParseOutcome(exit);
+    if (*timed_out) {
+      outcome.success = false;
+      outcome.error = "timed out after " + FormatHuman(std::chrono::milliseconds(job.hook.timeout_ms));
+    }
+    Finished(job, std::move(outcome), Clock::now() - start);
+  });
+  if (!pid.ok()) {
+    Finished(job, HookOutcome{false, "", "cannot start the hook runner: " + pid.error()},
+             Duration{});
+    return;
+  }
+  pid_t child = *pid;
+  *timer = loop_.After(std::chrono::milliseconds(job.hook.timeout_ms), [this, child, timed_out] {
+    *timed_out = true;
+    processes_.Terminate(child, std::chrono::seconds(1));
+  });
+  timers_.insert(*timer);
+}
+
+void EventBus::Finished(Job job, HookOutcome outcome, Duration took) {
+  --running_;
+  if (closed_) {
+    outcome.success = false;
+    outcome.error = "stopped: the process delivering the event exited (it is delivered again)";
+  }
+  WriteOp rec;
+  rec.kind = WriteOp::kExecution;
+  rec.execution.hook = job.hook.name;
+  rec.execution.event_id = job.delivery->event.id;
+  rec.execution.event_type = job.delivery->event.type;
+  rec.execution.attempt = job.attempt;
+  rec.execution.success = outcome.success;
+  rec.execution.output = outcome.output;
+  rec.execution.error = outcome.error;
+  rec.execution.duration_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
+  rec.execution.at_ms = NowUnixMs();
+  Push(std::move(rec));
+  if (closed_) return;
+  if (!outcome.success && job.attempt <= job.hook.retries) {
+    Duration delay = options_.retry_delay * (1 << std::min(job.attempt - 1, 10));
+    ++waiting_retries_;
+    auto id = std::make_shared<uint64_t>(0);
+    *id = loop_.After(delay, [this, job, id]() mutable {
+      timers_.erase(*id);
+      --waiting_retries_;
+      ++job.attempt;
+      queue_.push_back(std::move(job));
+      Pump();
+    });
+    timers_.insert(*id);
+    Pump();
+    return;
+  }
+  Delivery& d = *job.delivery;
+  if (!outcome.success && d.error.empty())
+    d.error = job.hook.name + " failed after " + std::to_string(job.attempt) +
+              (job.attempt == 1 ? " attempt: " : " attempts: ") + outcome.error;
+  if (--d.remaining == 0) {
+    WriteOp op;
+    op.kind = WriteOp::kStatus;
+    op.event.id = d.event.id;
+    op.status = d.error.empty() ? "delivered" : "failed";
+    op.error = d.error;
+    Push(std::move(op));
+  }
+  Pump();
+}
+
+void EventBus::Push(WriteOp op) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ops_.push_back(std::move(op));
+    ++queued_;
+  }
+  wake_writer_.notify_one();
+}
+
+Status EventBus::Apply(EventStore& store, const WriteOp& op) {
+  switch (op.kind) {
+    case WriteOp::kInsert:
+      return store.InsertEvent(op.event, op.status, op.error, token_);
+    case WriteOp::kStatus:
+      return store.SetEventStatus(op.event.id, op.status, op.error);
+    case WriteOp::kExecution:
+      return store.RecordExecution(op.execution);
+  }
+  return Status::Ok();
+}
+
+void EventBus::WriterMainWith(EventStore& store) {
+  std::vector<WriteOp> batch;
+  int failures = 0;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      wake_writer_.wait(lock, [&] { return stop_ || !ops_.empty() || !batch.empty(); });
+      if (batch.empty()) batch.swap(ops_);
+      if (batch.empty() && stop_) return;
+    }
+    Status s = store.db().Transaction([&]() -> Status {
+      for (const WriteOp& op : batch)
+        if (Status a = Apply(store, op); !a.ok()) return a;
+      return Status::Ok();
+    });
+    if (!s.ok()) {
+      // The database is busy or unwritable: the events are safe in the journal; try again.
+      std::unique_lock<std::mutex> lock(mu_);
+      write_error_ = s.message();
+      if (stop_ && ++failures >= 3) {
+        write_failed_ = true;
+        return;
+      }
+      wake_writer_.wait_for(lock, std::chrono::milliseconds(100 * std::min(++failures, 10)));
+      continue;
+    }
+    failures = 0;
+    int64_t inserted = 0;
+    int64_t journal_end = 0;
+    for (const WriteOp& op : batch) {
+      if (op.kind != WriteOp::kInsert) continue;
+      ++inserted;
+      journal_end = std::max(journal_end, op.journal_end);
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      committed_ += static_cast<int64_t>(batch.size());
+      persisted_ += inserted;
+      journal_committed_ = std::max(journal_committed_, journal_end);
+      if (journal_ && journal_->size() >= kJournalTruncateBytes &&
+          journal_->size() == journal_committed_ && journal_->Truncate().ok())
+        journal_committed_ = 0;
+    }
+    batch.clear();
+    written_.notify_all();
+    if (draining_) loop_.Post([] {});
+  }
+}
+
+int64_t EventBus::dispatched() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return dispatched_;
+}
+
+int64_t EventBus::persisted() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return persisted_;
+}
+
+bool EventBus::idle() const {
+  if (!queue_.empty() || running_ > 0 || waiting_retries_ > 0) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  return committed_ == queued_;
+}
+
+bool EventBus::Drain(Duration limit) {
+  Clock::time_point deadline = Clock::now() + limit;
+  draining_ = true;
+  uint64_t wake = loop_.After(limit, [] {});
+  loop_.RunUntil([&] { return idle() || Clock::now() >= deadline; });
+  loop_.Cancel(wake);
+  draining_ = false;
+  return idle();
+}
+
+void EventBus::Close() {
+  if (closed_) return;
+  closed_ = true;
+  for (uint64_t id : timers_) loop_.Cancel(id);
+  timers_.clear();
+  queue_.clear();
+  // Hooks still running are stopped; their events stay pending, owned by a process that is
+  // gone, so the next process with a dispatcher delivers them again.
+  processes_.KillAll();
+  loop_.RunUntil([&] { return processes_.running() == 0; });
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  wake_writer_.notify_one();
+  if (writer_.joinable()) writer_.join();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (journal_ && !write_failed_ && ops_.empty()) journal_->Remove();
+  journal_.reset();
+}
+
+}  // namespace sloth
