@@ -3,7 +3,7 @@
 #   AddressSanitizer + UndefinedBehaviorSanitizer: every ctest test, plus the engine and errors
 #   acceptance groups with the instrumented binary;
 #   ThreadSanitizer: the concurrent parts (the loop, processes, the thread pool and the modules
-#   that use it).
+#   that use it, the event bus and its writer thread).
 # Needs the packages scripts/setup.sh installs. Build trees: build-asan/, build-tsan/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,8 +21,9 @@ if [ -d ../shared/acceptance ]; then
 fi
 
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSLOTH_TSAN=ON >/dev/null
-ninja -C build-tsan exec_test lua_test
+ninja -C build-tsan exec_test lua_test events_test
 export TSAN_OPTIONS=halt_on_error=1
 build-tsan/src/exec/exec_test || status=1
+build-tsan/src/events/events_test || status=1
 build-tsan/src/lua/lua_test --gtest_filter='Exec*:Http*:Crypto*:Fs*:Time*' || status=1
 exit $status

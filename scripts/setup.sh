@@ -10,9 +10,9 @@ cd "$(dirname "$0")/.."
 packages=(
   g++ cmake ninja-build ccache pkg-config git
   liblua5.4-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
-  libcurl4-openssl-dev libssl-dev libsodium-dev libkainjow-mustache-dev libcrypt-dev
+  libcurl4-openssl-dev libssl-dev libsodium-dev libkainjow-mustache-dev libcrypt-dev libssh-dev
   libgtest-dev libgmock-dev libbenchmark-dev libhowardhinnant-date-dev
-  jq python3 curl procps
+  jq python3 curl procps openssh-server openssh-client
   clang libclang-rt-14-dev
 )
 

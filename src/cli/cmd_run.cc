@@ -12,10 +12,12 @@
 #include "base/ids.h"
 #include "cli/commands.h"
 #include "cli/data_dir.h"
+#include "cli/events_run.h"
 #include "cli/junit.h"
 #include "cli/load.h"
 #include "cli/output.h"
 #include "cli/secrets_run.h"
+#include "cli/ssh_profiles.h"
 #include "cli/stack_run.h"
 #include "cli/terminal_gate.h"
 #include "data/values.h"
@@ -83,6 +85,23 @@ RunRecord RunRecordFor(const RunInfo& info, const LoadedWorkflow& workflow, cons
   return r;
 }
 
+// workflow.completed / failed / cancelled, with the first failure's text as the error.
+void EmitWorkflowEnd(EventBus* bus, const Runtime& rt, const std::string& workflow,
+                     const Plan& plan, const RunInfo& info, const RunResult& result) {
+  std::string error = result.error;
+  for (size_t t = 0; t < result.tasks.size() && error.empty(); ++t)
+    if (result.tasks[t].status == TaskStatus::kFailed)
+      error = "task " + plan.task(t).name + " failed: " + result.tasks[t].error;
+  const char* type = result.status == RunStatus::kSuccess  ? "workflow.completed"
+                     : result.status == RunStatus::kFailed ? "workflow.failed"
+                                                           : "workflow.cancelled";
+  int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(result.duration).count();
+  EmitEvent(bus, type,
+            WorkflowEventData(workflow, info.stack, std::string(RunStatusName(result.status)),
+                              rt.Redact(error), ms),
+            info.stack, info.run_id);
+}
+
 }  // namespace
 
 int CmdRun(const GlobalOptions& global, const RunOptions& options) {
@@ -138,6 +157,12 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
   };
   Runtime rt(loop, rt_options, renderer.get());
   SetValues(rt, *values);
+  if (!options.ssh.empty()) {  // exec.run goes to the profile's host from the first line on
+    if (Status s = open_store(); !s.ok()) return Fail(kExitFailed, s.message());
+    auto profile = LoadSshProfile(*db, options.ssh);
+    if (!profile.ok()) return Fail(kExitBadInput, "--ssh: " + profile.error());
+    if (Status s = UseSshForExec(rt, *profile); !s.ok()) return Fail(kExitFailed, s.message());
+  }
   auto loaded = LoadFile(rt, options.file);
   if (!loaded.ok()) return Fail(kExitBadInput, loaded.error());
   std::vector<LoadedWorkflow>& workflows = loaded->workflows;
@@ -161,6 +186,13 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
   }
   rt.EnableStrictGlobals();
   if (Status s = open_store(); !s.ok()) return Fail(kExitFailed, s.message());
+  // A check run changes nothing, so it emits no events and delivers none left by others; only a
+  // task marked :check_mode(false) can dispatch one.
+  auto opened_bus = OpenEventBus(loop, data_dir, /*take_orphans=*/!options.check, db);
+  if (!opened_bus.ok()) return Fail(kExitFailed, "events: " + opened_bus.error());
+  std::unique_ptr<EventBus> bus = std::move(*opened_bus);
+  ConnectEventModule(rt, *bus, "task:");
+  EventBus* events = options.check ? nullptr : bus.get();
 
   Scheduler* current = nullptr;
   bool interrupted = false;
@@ -215,13 +247,20 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
       exit_code = Fail(locked.message.empty() ? kExitFailed : kExitUnreachable, s.message());
       break;
     }
+    EmitEvent(events, "stack.locked", {{"stack", {{"name", info.stack}, {"run_id", info.run_id}}}},
+              info.stack, info.run_id);
+    EmitEvent(events, "workflow.started",
+              WorkflowEventData(workflows[i].spec.name, info.stack, "running", "", 0), info.stack,
+              info.run_id);
+    TaskEvents task_events(events, rt, plans[i], workflows[i].spec.name, info.stack, info.run_id,
+                           stack_run);
     std::vector<std::string> resources;
     RunScope scope{info.stack, info.stack_id, info.run_id, stack_store.get(), &resources};
     rt.SetRunScope(&scope);
     if (gate) gate->SetPlan(&plans[i]);
     renderer->WorkflowStarted(plans[i], info);
     WorkflowOutcome outcome =
-        RunWorkflow(rt, workflows[i], plans[i], info, stack_run, [&](Scheduler* s) {
+        RunWorkflow(rt, workflows[i], plans[i], info, task_events, [&](Scheduler* s) {
           current = s;
           if (s && interrupted) s->Cancel("interrupted");  // Ctrl-C during on_start
         });
@@ -229,6 +268,10 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
     outcome.resources = std::move(resources);
     if (Status s = stack_run.Finish(outcome); !s.ok())
       std::fprintf(stderr, "warning: cannot record the end of the run: %s\n", s.message().c_str());
+    EmitEvent(events, "stack.unlocked",
+              {{"stack", {{"name", info.stack}, {"run_id", info.run_id}}}}, info.stack,
+              info.run_id);
+    EmitWorkflowEnd(events, rt, workflows[i].spec.name, plans[i], info, outcome.result);
     renderer->WorkflowFinished(plans[i], info, outcome);
     junit.push_back(JunitSuiteFor(plans[i], outcome.result, TakeAssertionCounts(rt.state())));
     if (outcome.result.status != RunStatus::kSuccess && summary.status == RunStatus::kSuccess)
@@ -238,6 +281,13 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
   }
   if (interrupted) summary.status = RunStatus::kCancelled;
   summary.duration = Clock::now() - start;
+  // The hooks this run's events started get a bounded time to finish (events-and-scheduler.md);
+  // what is left is delivered by the next sloth-runner process with a dispatcher.
+  if (!bus->Drain(std::chrono::seconds(10)))
+    std::fprintf(stderr,
+                 "warning: hooks still running after 10s are stopped; their events are "
+                 "delivered again by the next sloth-runner run\n");
+  bus->Close();
   ReapChildren(rt);
   gate.reset();
   if (tty >= 0) close(tty);

@@ -14,6 +14,7 @@
 
 #include "base/duration.h"
 #include "cli/commands.h"
+#include "cli/events_run.h"
 #include "cli/data_dir.h"
 #include "cli/stack_run.h"
 #include "store/migrations.h"
@@ -576,6 +577,24 @@ Result<std::pair<int, std::string>> RunSelf(const std::vector<std::string>& args
 
 }  // namespace
 
+// stack.drift_detected, with the resources that would change. A failure to store the event is
+// a warning: the report is the command's answer.
+static void EmitDriftDetected(const std::string& data_dir, const std::string& stack,
+                       const ordered_json& report) {
+  Loop loop;
+  auto bus = OpenEventBus(loop, data_dir);
+  if (!bus.ok()) {
+    std::cerr << "warning: cannot store the stack.drift_detected event: " << bus.error() << "\n";
+    return;
+  }
+  nlohmann::json changes = nlohmann::json::parse(report["resources"].dump());
+  EmitEvent(bus->get(), "stack.drift_detected",
+            {{"stack", {{"name", stack}, {"changes", std::move(changes)}}}}, stack,
+            report.value("run_id", ""));
+  (*bus)->Drain(std::chrono::seconds(10));
+  (*bus)->Close();
+}
+
 int CmdStackDrift(const GlobalOptions& global, const StackOptions& options) {
   int rc = kExitOk;
   auto opened = OpenStack(global, options, &rc);
@@ -617,6 +636,7 @@ int CmdStackDrift(const GlobalOptions& global, const StackOptions& options) {
     for (const auto& [name, t] : run["tasks"].items())
       if (t.value("status", "") == "Failed") report["failed_tasks"].push_back(name);
   report["drift"] = !report["resources"].empty();
+  if (report["drift"].get<bool>()) EmitDriftDetected(data_dir, stack.name, report);
   if (options.output == "json") {
     PrintJson(report);
   } else if (!report["drift"].get<bool>()) {

@@ -34,6 +34,7 @@ struct RunOptions {
   bool diff = false;               // --diff: show a unified diff of every file change
   bool password_stdin = false;     // --password-stdin: the secrets password is stdin's first line
   std::string junit;               // --junit FILE: write the tasks as a JUnit XML report
+  std::string ssh;                 // --ssh PROFILE: exec.run goes over SSH (cmd_ssh.cc)
 };
 
 int CmdRun(const GlobalOptions& global, const RunOptions& options);
@@ -126,6 +127,79 @@ int CmdStackDelete(const GlobalOptions& global, const StackOptions& options);
 int CmdStackLock(const GlobalOptions& global, const StackOptions& options);
 int CmdStackUnlock(const GlobalOptions& global, const StackOptions& options);
 int CmdStackDrift(const GlobalOptions& global, const StackOptions& options);
+
+// `scheduler enable|disable|delete|list|run` (cmd_scheduler.cc).
+struct ScheduleOptions {
+  std::string stack;
+  std::string cron;                       // enable: empty re-enables the stored schedule
+  std::string file;                       // enable -f: empty keeps the stored one / the stack's
+  std::vector<std::string> values_files;  // enable -v: empty keeps the stored ones
+  std::string output = "table";           // list -o
+  std::string grace = "5m";               // run --grace: how late a missed time may still run
+};
+
+int CmdSchedulerEnable(const GlobalOptions& global, const ScheduleOptions& options);
+int CmdSchedulerDisable(const GlobalOptions& global, const ScheduleOptions& options);
+int CmdSchedulerDelete(const GlobalOptions& global, const ScheduleOptions& options);
+int CmdSchedulerList(const GlobalOptions& global, const ScheduleOptions& options);
+// Runs in the foreground; its events (schedule.*, system.*) go to the event bus.
+int CmdSchedulerRun(const GlobalOptions& global, const ScheduleOptions& options);
+
+// `hook ...` (cmd_hook.cc).
+struct HookOptions {
+  std::string name;  // NAME; for `hook add FILE` without --file, the file
+  std::string file;  // add --file
+  std::string event;  // add --event: the type pattern
+  std::string stack;  // add --stack: only this stack's events
+  std::string description;
+  std::string timeout;         // add --timeout: a duration
+  std::optional<int> retries;  // add --retries
+  std::string type;            // test --type
+  std::string data;            // test --data: the event's data, JSON
+  int limit = 20;              // history --limit
+  std::string output = "table";
+};
+
+int CmdHookAdd(const GlobalOptions& global, const HookOptions& options);
+int CmdHookList(const GlobalOptions& global, const HookOptions& options);
+int CmdHookShow(const GlobalOptions& global, const HookOptions& options);
+int CmdHookEnable(const GlobalOptions& global, const HookOptions& options);
+int CmdHookDisable(const GlobalOptions& global, const HookOptions& options);
+int CmdHookDelete(const GlobalOptions& global, const HookOptions& options);
+int CmdHookTest(const GlobalOptions& global, const HookOptions& options);
+int CmdHookHistory(const GlobalOptions& global, const HookOptions& options);
+int CmdHookExec(const GlobalOptions& global, const HookOptions& options);
+
+// `events ...` (cmd_events.cc).
+struct EventsOptions {
+  std::string id;      // show, retry
+  std::string type;    // list --type: a type or a pattern (task.*)
+  std::string status;  // list --status
+  std::string stack;   // list --stack
+  int limit = 50;      // list --limit
+  double hours = 168;  // cleanup --hours: remove events older than this
+  std::string output = "table";
+};
+
+int CmdEventsList(const GlobalOptions& global, const EventsOptions& options);
+int CmdEventsShow(const GlobalOptions& global, const EventsOptions& options);
+int CmdEventsCleanup(const GlobalOptions& global, const EventsOptions& options);
+int CmdEventsRetry(const GlobalOptions& global, const EventsOptions& options);
+
+// `ssh add|list|remove` (cmd_ssh.cc): SSH profiles for `run --ssh`.
+struct SshOptions {
+  std::string name;
+  std::string host;
+  int port = 22;
+  std::string user;
+  std::string key;          // private key file
+  std::string known_hosts;  // known_hosts file
+  std::string output = "table";
+};
+
+int CmdSshAdd(const GlobalOptions& global, const SshOptions& options);
+int CmdSshList(const GlobalOptions& global, const SshOptions& options);
+int CmdSshRemove(const GlobalOptions& global, const SshOptions& options);
 
 // The command tree as plain data (main.cc fills it from the parser), for `completion`.
 struct OptionInfo {

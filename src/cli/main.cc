@@ -35,6 +35,8 @@ void AddRunFlags(CLI::App* cmd, RunOptions& o) {
                 "Read the secrets password from standard input's first line");
   cmd->add_option("--junit", o.junit, "Write a JUnit XML report of the tasks to FILE")
       ->type_name("FILE");
+  cmd->add_option("--ssh", o.ssh, "Run exec.run commands on the host of this SSH profile")
+      ->type_name("PROFILE");
 }
 
 // Describes the parser's command tree as plain data for `completion`. With fallthrough, a
@@ -282,6 +284,129 @@ int Main(int argc, char** argv) {
   stack_drift->add_option("-f,--file", sk.file, "Workflow file (default: the stack's)")
       ->type_name("FILE");
   stack_drift->add_option("-o,--output", sk.output, "table or json")->type_name("table|json");
+
+  auto* scheduler = app.add_subcommand("scheduler", "Run stacks on cron schedules");
+  scheduler->require_subcommand(1);
+  ScheduleOptions sc;  // one set of options: only one subcommand runs
+  auto sched_cmd = [&](const char* name, const char* help,
+                       int (*fn)(const GlobalOptions&, const ScheduleOptions&)) {
+    auto* cmd = scheduler->add_subcommand(name, help);
+    cmd->callback([&, fn] { rc = fn(global, sc); });
+    return cmd;
+  };
+  auto* sched_enable =
+      sched_cmd("enable", "Schedule a stack's workflow (or change or re-enable its schedule)",
+                CmdSchedulerEnable);
+  sched_enable->add_option("stack", sc.stack, "Stack name (also the workflow run)")->required();
+  sched_enable->add_option("cron", sc.cron, "When: \"*/5 * * * *\", \"@every 10m\" (docs/cron.md)");
+  sched_enable
+      ->add_option("-f,--file", sc.file, "Workflow file (default: the stored or the stack's)")
+      ->type_name("FILE");
+  sched_enable->add_option("-v,--values", sc.values_files, "Values file (YAML); repeatable")
+      ->type_name("FILE");
+  sched_cmd("disable", "Stop a schedule (kept; `enable STACK` resumes it)", CmdSchedulerDisable)
+      ->add_option("stack", sc.stack, "Stack name")
+      ->required();
+  sched_cmd("delete", "Delete a schedule", CmdSchedulerDelete)
+      ->add_option("stack", sc.stack, "Stack name")
+      ->required();
+  sched_cmd("list", "List schedules: next run, last run and result", CmdSchedulerList)
+      ->add_option("-o,--output", sc.output, "table or json")
+      ->type_name("table|json");
+  auto* sched_run = scheduler->add_subcommand("run", "Run the scheduler in the foreground");
+  sched_run->add_option("--grace", sc.grace, "Run a missed time at start-up if at most this late")
+      ->type_name("DURATION");
+  sched_run->callback([&] { rc = CmdSchedulerRun(global, sc); });
+
+  auto* hook = app.add_subcommand("hook", "Lua hooks that run when events happen");
+  hook->require_subcommand(1);
+  HookOptions hk;  // one set of options: only one subcommand runs
+  auto hook_cmd = [&](const char* name, const char* help,
+                      int (*fn)(const GlobalOptions&, const HookOptions&)) {
+    auto* cmd = hook->add_subcommand(name, help);
+    cmd->callback([&, fn] { rc = fn(global, hk); });
+    return cmd;
+  };
+  auto* hook_add =
+      hook_cmd("add", "Register a hook file (hook add FILE, or NAME --file --event)", CmdHookAdd);
+  hook_add->add_option("name", hk.name, "Hook file, or the hook's name with --file")->required();
+  hook_add->add_option("--file", hk.file, "The hook's Lua file")->type_name("FILE");
+  hook_add->add_option("--event", hk.event, "Event type it runs on; * matches any words (task.*)")
+      ->type_name("TYPE");
+  hook_add->add_option("--stack", hk.stack, "Only events of this stack");
+  hook_add->add_option("--description", hk.description, "What the hook does");
+  hook_add->add_option("--timeout", hk.timeout, "Kill a run after this long (default 30s)")
+      ->type_name("DURATION");
+  hook_add->add_option("--retries", hk.retries, "Attempts after a failure (default 2)");
+  auto* hook_list = hook_cmd("list", "List hooks", CmdHookList);
+  hook_list->add_option("-o,--output", hk.output, "table or json")->type_name("table|json");
+  auto* hook_show = hook_cmd("show", "Show a hook and its recent runs", CmdHookShow);
+  hook_show->add_option("name", hk.name, "Hook name")->required();
+  hook_show->add_option("-o,--output", hk.output, "table or json")->type_name("table|json");
+  for (auto [name, help, fn] :
+       {std::tuple{"enable", "Enable a hook", &CmdHookEnable},
+        std::tuple{"disable", "Disable a hook (it stays registered)", &CmdHookDisable},
+        std::tuple{"delete", "Delete a hook (its history is kept)", &CmdHookDelete}})
+    hook_cmd(name, help, fn)->add_option("name", hk.name, "Hook name")->required();
+  auto* hook_test = hook_cmd("test", "Run a hook once on a made-up event", CmdHookTest);
+  hook_test->add_option("name", hk.name, "Hook name")->required();
+  hook_test->add_option("--type", hk.type, "The event's type (default: the hook's)")
+      ->type_name("TYPE");
+  hook_test->add_option("--data", hk.data, "The event's data, a JSON object")->type_name("JSON");
+  auto* hook_history = hook_cmd("history", "List a hook's runs, newest first", CmdHookHistory);
+  hook_history->add_option("name", hk.name, "Hook name")->required();
+  hook_history->add_option("--limit", hk.limit, "Only the newest N runs (default 20)");
+  hook_history->add_option("-o,--output", hk.output, "table or json")->type_name("table|json");
+  auto* hook_exec =
+      hook_cmd("exec", "Run a hook on the event (JSON) read from stdin; prints the outcome as JSON",
+               CmdHookExec);
+  hook_exec->add_option("name", hk.name, "Hook name")->required();
+
+  auto* events = app.add_subcommand("events", "The events log: list, show, retry, clean up");
+  events->require_subcommand(1);
+  EventsOptions ev;
+  auto events_cmd = [&](const char* name, const char* help,
+                        int (*fn)(const GlobalOptions&, const EventsOptions&)) {
+    auto* cmd = events->add_subcommand(name, help);
+    cmd->callback([&, fn] { rc = fn(global, ev); });
+    return cmd;
+  };
+  auto* events_list = events_cmd("list", "List events, newest first", CmdEventsList);
+  events_list->add_option("--type", ev.type, "Only this type, or a pattern (task.*)")
+      ->type_name("TYPE");
+  events_list->add_option("--status", ev.status, "pending, delivered or failed");
+  events_list->add_option("--stack", ev.stack, "Only this stack's events");
+  events_list->add_option("--limit", ev.limit, "At most N events (default 50)");
+  events_list->add_option("-o,--output", ev.output, "table or json")->type_name("table|json");
+  auto* events_show =
+      events_cmd("show", "Show an event and the hook runs it caused", CmdEventsShow);
+  events_show->add_option("id", ev.id, "Event id")->required();
+  events_show->add_option("-o,--output", ev.output, "table or json")->type_name("table|json");
+  events_cmd("cleanup", "Remove events older than --hours (by age only)", CmdEventsCleanup)
+      ->add_option("--hours", ev.hours, "Age in hours (default 168, a week)");
+  events_cmd("retry", "Deliver an event again to the hooks that did not succeed", CmdEventsRetry)
+      ->add_option("id", ev.id, "Event id")
+      ->required();
+
+  SshOptions ssh_add, ssh_list, ssh_remove;
+  auto* ssh = app.add_subcommand("ssh", "SSH profiles for run --ssh: add, list, remove");
+  ssh->require_subcommand(1);
+  auto* ssh_add_cmd = ssh->add_subcommand("add", "Store an SSH profile");
+  ssh_add_cmd->add_option("name", ssh_add.name, "Profile name")->required();
+  ssh_add_cmd->add_option("--host", ssh_add.host, "Host name or address")->required();
+  ssh_add_cmd->add_option("--port", ssh_add.port, "Port (default 22)");
+  ssh_add_cmd->add_option("--user", ssh_add.user, "User (default: the current user)");
+  ssh_add_cmd->add_option("--key", ssh_add.key, "Private key file")->type_name("FILE");
+  ssh_add_cmd->add_option("--known-hosts", ssh_add.known_hosts, "known_hosts file")
+      ->type_name("FILE");
+  ssh_add_cmd->callback([&] { rc = CmdSshAdd(global, ssh_add); });
+  auto* ssh_list_cmd = ssh->add_subcommand("list", "List the SSH profiles");
+  ssh_list_cmd->add_option("-o,--output", ssh_list.output, "table or json")
+      ->type_name("table|json");
+  ssh_list_cmd->callback([&] { rc = CmdSshList(global, ssh_list); });
+  auto* ssh_remove_cmd = ssh->add_subcommand("remove", "Delete an SSH profile");
+  ssh_remove_cmd->add_option("name", ssh_remove.name, "Profile name")->required();
+  ssh_remove_cmd->callback([&] { rc = CmdSshRemove(global, ssh_remove); });
 
   std::string shell;
   auto* completion = app.add_subcommand("completion", "Print a shell completion script");

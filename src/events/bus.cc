@@ -84,9 +84,13 @@ Result<std::unique_ptr<EventBus>> EventBus::Open(Loop& loop, EventBusOptions opt
 Status EventBus::Start() {
   token_ = NewUuid();
   journal_dir_ = options_.data_dir + "/events";
-  auto db = OpenDatabase(options_.db_path);
-  if (!db.ok()) return db.status();
-  store_ = std::make_unique<EventStore>(*db);
+  std::shared_ptr<Db> db = options_.db;
+  if (!db) {
+    auto opened = OpenDatabase(options_.db_path);
+    if (!opened.ok()) return opened.status();
+    db = *opened;
+  }
+  store_ = std::make_unique<EventStore>(db);
   auto replayed = RecoverJournals(journal_dir_, [&](std::vector<Event>& events) {
     return store_->db().Transaction([&]() -> Status {
       for (const Event& e : events)
@@ -98,12 +102,6 @@ Status EventBus::Start() {
   auto journal = Journal::Create(journal_dir_, token_);
   if (!journal.ok()) return journal.status();
   journal_ = std::move(*journal);
-  auto writer_db = OpenDatabase(options_.db_path);
-  if (!writer_db.ok()) return writer_db.status();
-  writer_ = std::thread([this, db = *writer_db]() mutable {
-    EventStore store(std::move(db));
-    WriterMainWith(store);
-  });
   if (options_.take_orphans && !options_.hook_command.empty()) {
     std::string dir = journal_dir_;
     auto orphans = store_->ClaimOrphans(
@@ -135,8 +133,8 @@ Result<std::string> EventBus::Dispatch(Event event) {
   if (!ValidEventType(event.type))
     return Status::Error("invalid event type \"" + event.type +
                          "\": use dotted words of letters, digits, _ and - (deploy.started)");
-  if (event.id.empty()) event.id = NewUuid();
   if (event.timestamp_ms == 0) event.timestamp_ms = NowUnixMs();
+  if (event.id.empty()) event.id = NewUuidV7(event.timestamp_ms);
   std::vector<HookInfo> wanted;
   if (!options_.hook_command.empty()) {
     for (const HookInfo& h : Hooks())
@@ -152,6 +150,7 @@ Result<std::string> EventBus::Dispatch(Event event) {
     wanted.clear();
   }
   std::string line = EventToLine(event);
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!journal_) return Status::Error("the event bus is closed");
@@ -162,8 +161,10 @@ Result<std::string> EventBus::Dispatch(Event event) {
     ops_.push_back(std::move(op));
     ++queued_;
     ++dispatched_;
+    wake = writer_waiting_;
   }
-  wake_writer_.notify_one();
+  if (wake) wake_writer_.notify_one();
+  Queued();
   if (!wanted.empty()) DeliverTo(event, std::move(wanted));
   return event.id;
 }
@@ -223,22 +224,28 @@ void EventBus::RunJob(Job job) {
   Clock::time_point start = Clock::now();
   auto timed_out = std::make_shared<bool>(false);
   auto timer = std::make_shared<uint64_t>(0);
-  auto pid = processes_.Spawn(spec, nullptr, [this, job, start, timed_out, timer](ProcessExit exit) {
-    loop_.Cancel(*timer);
-    timers_.erase(*timer);
-    HookOutcome outcome = ParseOutcome(exit);
-    if (*timed_out) {
-      outcome.success = false;
-      outcome.error = "timed out after " + FormatHuman(std::chrono::milliseconds(job.hook.timeout_ms));
-    }
-    Finished(job, std::move(outcome), Clock::now() - start);
-  });
+  auto pid_slot = std::make_shared<pid_t>(0);
+  auto pid = processes_.Spawn(
+      spec, nullptr, [this, job, start, timed_out, timer, pid_slot](ProcessExit exit) {
+        hook_pids_.erase(*pid_slot);
+        loop_.Cancel(*timer);
+        timers_.erase(*timer);
+        HookOutcome outcome = ParseOutcome(exit);
+        if (*timed_out) {
+          outcome.success = false;
+          outcome.error =
+              "timed out after " + FormatHuman(std::chrono::milliseconds(job.hook.timeout_ms));
+        }
+        Finished(job, std::move(outcome), Clock::now() - start);
+      });
   if (!pid.ok()) {
     Finished(job, HookOutcome{false, "", "cannot start the hook runner: " + pid.error()},
              Duration{});
     return;
   }
   pid_t child = *pid;
+  *pid_slot = child;
+  hook_pids_.insert(child);
   *timer = loop_.After(std::chrono::milliseconds(job.hook.timeout_ms), [this, child, timed_out] {
     *timed_out = true;
     processes_.Terminate(child, std::chrono::seconds(1));
@@ -261,8 +268,7 @@ void EventBus::Finished(Job job, HookOutcome outcome, Duration took) {
   rec.execution.success = outcome.success;
   rec.execution.output = outcome.output;
   rec.execution.error = outcome.error;
-  rec.execution.duration_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
+  rec.execution.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
   rec.execution.at_ms = NowUnixMs();
   Push(std::move(rec));
   if (closed_) return;
@@ -303,6 +309,7 @@ void EventBus::Push(WriteOp op) {
     ++queued_;
   }
   wake_writer_.notify_one();
+  Queued();
 }
 
 Status EventBus::Apply(EventStore& store, const WriteOp& op) {
@@ -317,53 +324,126 @@ Status EventBus::Apply(EventStore& store, const WriteOp& op) {
   return Status::Ok();
 }
 
-void EventBus::WriterMainWith(EventStore& store) {
+// The writer's own connection, opened here, off the dispatching thread's path. Until it opens,
+// events wait in the journal and the queue; if it never does, Close keeps the journal.
+void EventBus::WriterMain() {
+  std::unique_ptr<EventStore> store;
+  for (int failures = 0; !store;) {
+    auto db = Db::Open(options_.db_path);
+    if (db.ok()) {
+      store = std::make_unique<EventStore>(std::shared_ptr<Db>(std::move(*db)));
+      break;
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    write_error_ = db.error();
+    ++failures;
+    if (stop_ && failures >= 3) {
+      write_failed_ = true;
+      return;
+    }
+    wake_writer_.wait_for(lock, std::chrono::milliseconds(100 * std::min(failures, 10)));
+  }
+  WriterLoop(*store);
+}
+
+void EventBus::WriterLoop(EventStore& store) {
   std::vector<WriteOp> batch;
   int failures = 0;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
+      writer_waiting_ = true;
       wake_writer_.wait(lock, [&] { return stop_ || !ops_.empty() || !batch.empty(); });
+      writer_waiting_ = false;
       if (batch.empty()) batch.swap(ops_);
       if (batch.empty() && stop_) return;
     }
-    Status s = store.db().Transaction([&]() -> Status {
-      for (const WriteOp& op : batch)
-        if (Status a = Apply(store, op); !a.ok()) return a;
-      return Status::Ok();
-    });
-    if (!s.ok()) {
+    if (Status s = CommitBatch(store, batch); !s.ok()) {
       // The database is busy or unwritable: the events are safe in the journal; try again.
       std::unique_lock<std::mutex> lock(mu_);
       write_error_ = s.message();
-      if (stop_ && ++failures >= 3) {
+      ++failures;
+      if (stop_ && failures >= 3) {
         write_failed_ = true;
         return;
       }
-      wake_writer_.wait_for(lock, std::chrono::milliseconds(100 * std::min(++failures, 10)));
+      wake_writer_.wait_for(lock, std::chrono::milliseconds(100 * std::min(failures, 10)));
       continue;
     }
     failures = 0;
-    int64_t inserted = 0;
-    int64_t journal_end = 0;
-    for (const WriteOp& op : batch) {
-      if (op.kind != WriteOp::kInsert) continue;
-      ++inserted;
-      journal_end = std::max(journal_end, op.journal_end);
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      committed_ += static_cast<int64_t>(batch.size());
-      persisted_ += inserted;
-      journal_committed_ = std::max(journal_committed_, journal_end);
-      if (journal_ && journal_->size() >= kJournalTruncateBytes &&
-          journal_->size() == journal_committed_ && journal_->Truncate().ok())
-        journal_committed_ = 0;
-    }
     batch.clear();
-    written_.notify_all();
     if (draining_) loop_.Post([] {});
   }
+}
+
+Status EventBus::CommitBatch(EventStore& store, const std::vector<WriteOp>& batch) {
+  Status s = store.db().Transaction([&]() -> Status {
+    for (const WriteOp& op : batch)
+      if (Status a = Apply(store, op); !a.ok()) return a;
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  int64_t inserted = 0;
+  int64_t journal_end = 0;
+  for (const WriteOp& op : batch) {
+    if (op.kind != WriteOp::kInsert) continue;
+    ++inserted;
+    journal_end = std::max(journal_end, op.journal_end);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  committed_ += static_cast<int64_t>(batch.size());
+  persisted_ += inserted;
+  journal_committed_ = std::max(journal_committed_, journal_end);
+  if (journal_ && journal_->size() >= kJournalTruncateBytes &&
+      journal_->size() == journal_committed_ && journal_->Truncate().ok())
+    journal_committed_ = 0;
+  return Status::Ok();
+}
+
+// A short run dispatches a handful of events: they go into the database on the loop's own
+// connection when it drains (or a moment later), with no thread and no second connection. A
+// burst starts the writer thread, which takes over for the rest of the bus's life.
+void EventBus::Queued() {
+  if (writer_started_) return;
+  size_t queued;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queued = ops_.size();
+  }
+  if (queued >= kInlineBatch) {
+    StartWriter();
+  } else if (!flush_timer_) {
+    flush_timer_ = loop_.AfterInBackground(std::chrono::milliseconds(100), [this] {
+      flush_timer_ = 0;
+      FlushInline();
+    });
+  }
+}
+
+void EventBus::StartWriter() {
+  if (writer_started_) return;
+  writer_started_ = true;
+  if (flush_timer_) loop_.Cancel(flush_timer_);
+  flush_timer_ = 0;
+  writer_ = std::thread([this] { WriterMain(); });
+}
+
+void EventBus::FlushInline() {
+  if (writer_started_) return;
+  std::vector<WriteOp> batch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    batch.swap(ops_);
+  }
+  if (batch.empty()) return;
+  if (CommitBatch(*store_, batch).ok()) return;
+  // Busy or unwritable: hand the batch back, in order, to the thread, which keeps trying.
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ops_.insert(ops_.begin(), std::make_move_iterator(batch.begin()),
+                std::make_move_iterator(batch.end()));
+  }
+  StartWriter();
 }
 
 int64_t EventBus::dispatched() const {
@@ -383,10 +463,14 @@ bool EventBus::idle() const {
 }
 
 bool EventBus::Drain(Duration limit) {
+  FlushInline();
   Clock::time_point deadline = Clock::now() + limit;
   draining_ = true;
   uint64_t wake = loop_.After(limit, [] {});
-  loop_.RunUntil([&] { return idle() || Clock::now() >= deadline; });
+  loop_.RunUntil([&] {
+    if (queue_.empty() && running_ == 0 && waiting_retries_ == 0) FlushInline();
+    return idle() || Clock::now() >= deadline;
+  });
   loop_.Cancel(wake);
   draining_ = false;
   return idle();
@@ -400,8 +484,12 @@ void EventBus::Close() {
   queue_.clear();
   // Hooks still running are stopped; their events stay pending, owned by a process that is
   // gone, so the next process with a dispatcher delivers them again.
-  processes_.KillAll();
-  loop_.RunUntil([&] { return processes_.running() == 0; });
+  std::set<pid_t> running = hook_pids_;  // Terminate may reap one at once
+  for (pid_t pid : running) processes_.Terminate(pid, Duration{});
+  loop_.RunUntil([&] { return hook_pids_.empty(); });
+  if (flush_timer_) loop_.Cancel(flush_timer_);
+  flush_timer_ = 0;
+  FlushInline();
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;

@@ -1,12 +1,13 @@
 // EventBus: dispatches events and delivers them to hooks (events-and-scheduler.md).
 //
 // Dispatch appends the event to this process's journal (one write, so it survives kill -9 the
-// moment Dispatch returns) and queues it for a writer thread, which moves events into the
-// database in batches, one transaction per batch. Events that a hook wants are delivered on the
-// loop: each matching hook runs as a child process (`sloth-runner hook exec NAME`, the event
-// on its stdin), at most `workers` at a time, killed at the hook's timeout, retried with
-// backoff, and every execution is recorded. At start the bus replays the journals of dead
-// processes and takes over the events they left undelivered.
+// moment Dispatch returns) and queues it for the database: the few events of a short run are
+// written by the loop itself when it drains; a burst starts a writer thread that inserts them in
+// batches, one transaction each, on its own connection. Events that a hook wants are delivered on
+// the loop: each matching hook runs as a child process (`sloth-runner hook exec NAME`, the event on
+// its stdin), at most `workers` at a time, killed at the hook's timeout, retried with backoff, and
+// every execution is recorded. At start the bus replays the journals of dead processes and takes
+// over the events they left undelivered.
 #pragma once
 
 #include <atomic>
@@ -29,12 +30,13 @@ namespace sloth {
 struct EventBusOptions {
   std::string data_dir;  // the journal lives in DATA/events
   std::string db_path;
+  std::shared_ptr<Db> db;  // the caller's connection for the loop's reads and writes, if any
   // The hook runner's argv; the hook's name is appended. Empty: events are stored, not delivered.
   std::vector<std::string> hook_command;
   std::vector<std::string> hook_env;  // the hooks' environment (KEY=VALUE); empty: ours
   int workers = 8;
   Duration retry_delay = std::chrono::seconds(1);  // doubled after each failed attempt
-  bool take_orphans = true;  // deliver what dead processes left undelivered
+  bool take_orphans = true;                        // deliver what dead processes left undelivered
 };
 
 // What one run of a hook reported (the runner's last stdout line, as JSON).
@@ -52,7 +54,7 @@ class EventBus {
   EventBus& operator=(const EventBus&) = delete;
 
   // Persists `event` (its id and timestamp are filled in when empty) and starts its delivery.
-  // When this returns OK the event is durable. Thread-safe; delivery happens on the loop.
+  // When this returns OK the event is durable. Call it on the loop's thread.
   Result<std::string> Dispatch(Event event);
   // Delivers a stored event again to its matching hooks, except those that already succeeded
   // on it (events retry).
@@ -85,7 +87,12 @@ class EventBus {
   void RunJob(Job job);
   void Finished(Job job, HookOutcome outcome, Duration took);
   void Push(WriteOp op);
-  void WriterMainWith(EventStore& store);
+  void Queued();
+  void StartWriter();
+  void FlushInline();
+  Status CommitBatch(EventStore& store, const std::vector<WriteOp>& batch);
+  void WriterMain();
+  void WriterLoop(EventStore& store);
   Status Apply(EventStore& store, const WriteOp& op);
 
   Loop& loop_;
@@ -95,6 +102,7 @@ class EventBus {
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<EventStore> store_;  // the loop's connection
   Processes processes_;
+  std::set<pid_t> hook_pids_;  // running hook runners
 
   // Hooks, re-read at most once a second.
   std::vector<HookInfo> hooks_;
@@ -108,6 +116,10 @@ class EventBus {
   std::set<uint64_t> timers_;  // hook timeouts and retry delays
   std::atomic<bool> draining_ = false;
   bool closed_ = false;
+  // Until a burst starts the writer thread, the loop writes the queue itself (FlushInline).
+  static constexpr size_t kInlineBatch = 64;
+  bool writer_started_ = false;
+  uint64_t flush_timer_ = 0;
 
   // The writer thread and what it shares with dispatchers (guarded by mu_).
   mutable std::mutex mu_;
@@ -120,6 +132,7 @@ class EventBus {
   int64_t persisted_ = 0;
   int64_t journal_committed_ = 0;  // journal bytes whose events are all in the database
   bool stop_ = false;
+  bool writer_waiting_ = false;  // the writer sleeps: a push must wake it
   bool write_failed_ = false;
   std::string write_error_;
   std::thread writer_;

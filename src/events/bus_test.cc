@@ -105,6 +105,18 @@ TEST_F(BusTest, EventsWithoutHooksAreStoredAsDelivered) {
   EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/events"));
 }
 
+TEST_F(BusTest, AFewEventsAreWrittenWithoutAThreadWhenTheBusCloses) {
+  std::vector<std::string> ids;
+  {
+    auto bus = EventBus::Open(loop_, Options());
+    ASSERT_TRUE(bus.ok());
+    for (int i = 0; i < 3; ++i) ids.push_back(*(*bus)->Dispatch(Ev("few.events")));
+    EXPECT_EQ((*bus)->persisted(), 0);  // nothing written yet: no thread, no timer fired
+  }                                     // closed here, without Drain
+  for (const std::string& id : ids) EXPECT_EQ(Status(id), "delivered");
+  EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/events"));
+}
+
 TEST_F(BusTest, InvalidTypesAreRefused) {
   auto bus = EventBus::Open(loop_, Options());
   ASSERT_TRUE(bus.ok());

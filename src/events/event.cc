@@ -66,33 +66,96 @@ std::string FormatRfc3339Ms(int64_t unix_ms) {
 nlohmann::json EventToJson(const Event& e) {
   nlohmann::json data = nlohmann::json::parse(e.data_json, nullptr, false);
   if (data.is_discarded()) data = nlohmann::json::object();
-  return {{"id", e.id},         {"type", e.type},     {"timestamp", FormatRfc3339Ms(e.timestamp_ms)},
-          {"timestamp_ms", e.timestamp_ms},          {"source", e.source},
-          {"stack", e.stack},   {"agent", e.agent},   {"run_id", e.run_id},
-          {"depth", e.depth},   {"data", std::move(data)}};
+  return {{"id", e.id},
+          {"type", e.type},
+          {"timestamp", FormatRfc3339Ms(e.timestamp_ms)},
+          {"timestamp_ms", e.timestamp_ms},
+          {"source", e.source},
+          {"stack", e.stack},
+          {"agent", e.agent},
+          {"run_id", e.run_id},
+          {"depth", e.depth},
+          {"data", std::move(data)}};
+}
+
+// The length of the valid UTF-8 sequence at the start of `s` (0: not valid).
+static size_t Utf8Length(std::string_view s) {
+  auto c = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  auto cont = [&](size_t i) { return i < s.size() && (c(i) & 0xc0) == 0x80; };
+  unsigned char b = c(0);
+  if (b < 0x80) return 1;
+  if (b >= 0xc2 && b <= 0xdf) return cont(1) ? 2 : 0;
+  if (b >= 0xe0 && b <= 0xef) {
+    if (!cont(1) || !cont(2)) return 0;
+    if (b == 0xe0 && c(1) < 0xa0) return 0;  // overlong
+    if (b == 0xed && c(1) > 0x9f) return 0;  // surrogates
+    return 3;
+  }
+  if (b >= 0xf0 && b <= 0xf4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    if (b == 0xf0 && c(1) < 0x90) return 0;
+    if (b == 0xf4 && c(1) > 0x8f) return 0;
+    return 4;
+  }
+  return 0;
+}
+
+// Appends `text` as a JSON string; bytes that are not UTF-8 become U+FFFD, so the line always
+// parses back.
+static void AppendJsonString(std::string& out, std::string_view text) {
+  static const char kHex[] = "0123456789abcdef";
+  out += '"';
+  for (size_t i = 0; i < text.size();) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += text[i++];
+    } else if (c < 0x20) {
+      out += "\\u00";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+      ++i;
+    } else if (size_t n = Utf8Length(text.substr(i)); n > 0) {
+      out.append(text.substr(i, n));
+      i += n;
+    } else {
+      out += "\xef\xbf\xbd";
+      ++i;
+    }
+  }
+  out += '"';
 }
 
 std::string EventToLine(const Event& e) {
   // Written by hand: this is the dispatch path, and the data is JSON text already.
-  nlohmann::json head = {{"id", e.id},         {"type", e.type},     {"ts", e.timestamp_ms},
-                         {"source", e.source}, {"stack", e.stack},   {"agent", e.agent},
-                         {"run_id", e.run_id}, {"depth", e.depth}};
-  std::string line = head.dump();
-  line.pop_back();  // the closing brace
-  line += ",\"data\":";
+  std::string line;
+  line.reserve(160 + e.data_json.size());
+  line += "{\"id\":";
+  AppendJsonString(line, e.id);
+  line += ",\"type\":";
+  AppendJsonString(line, e.type);
+  line += ",\"ts\":" + std::to_string(e.timestamp_ms) + ",\"source\":";
+  AppendJsonString(line, e.source);
+  line += ",\"stack\":";
+  AppendJsonString(line, e.stack);
+  line += ",\"agent\":";
+  AppendJsonString(line, e.agent);
+  line += ",\"run_id\":";
+  AppendJsonString(line, e.run_id);
+  line += ",\"depth\":" + std::to_string(e.depth) + ",\"data\":";
   line += e.data_json;
   line += '}';
   return line;
 }
 
-Result<Event> EventFromLine(std::string_view line) {
-  nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return Status::Error("not a JSON object");
+Result<Event> EventFromJson(const nlohmann::json& j) {
+  if (!j.is_object()) return Status::Error("not a JSON object");
   Event e;
   e.id = Str(j, "id");
   e.type = Str(j, "type");
   if (e.id.empty() || !ValidEventType(e.type)) return Status::Error("not an event");
   auto ts = j.find("ts");
+  if (ts == j.end()) ts = j.find("timestamp_ms");
   if (ts == j.end() || !ts->is_number_integer()) return Status::Error("not an event");
   e.timestamp_ms = ts->get<int64_t>();
   e.source = Str(j, "source");
@@ -104,6 +167,12 @@ Result<Event> EventFromLine(std::string_view line) {
   auto data = j.find("data");
   e.data_json = data != j.end() ? data->dump() : "{}";
   return e;
+}
+
+Result<Event> EventFromLine(std::string_view line) {
+  nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+  if (j.is_discarded()) return Status::Error("not a JSON object");
+  return EventFromJson(j);
 }
 
 }  // namespace sloth

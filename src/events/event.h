@@ -41,6 +41,8 @@ nlohmann::json EventToJson(const Event& event);
 // error.
 std::string EventToLine(const Event& event);
 Result<Event> EventFromLine(std::string_view line);
+// From EventToJson's form (or the journal's).
+Result<Event> EventFromJson(const nlohmann::json& j);
 
 // "2026-11-22T17:03:05.123Z"
 std::string FormatRfc3339Ms(int64_t unix_ms);

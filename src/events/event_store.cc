@@ -231,9 +231,9 @@ Result<std::optional<HookInfo>> EventStore::GetHook(const std::string& name) {
 }
 
 Result<std::vector<HookInfo>> EventStore::ListHooks() {
-  Result<Statement> st =
-      db_->Cached("SELECT name, file, event_type, stack, description, enabled, timeout_ms, "
-                  "retries, created_at, updated_at FROM hooks ORDER BY name");
+  Result<Statement> st = db_->Cached(
+      "SELECT name, file, event_type, stack, description, enabled, timeout_ms, "
+      "retries, created_at, updated_at FROM hooks ORDER BY name");
   if (!st.ok()) return st.status();
   return Collect<HookInfo>(*st, ReadHook);
 }

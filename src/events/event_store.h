@@ -87,7 +87,8 @@ class EventStore {
   // false when there is no such hook.
   Result<bool> SetHookEnabled(const std::string& name, bool enabled);
   Result<bool> DeleteHook(const std::string& name);
-  Result<std::vector<HookExecution>> HookHistory(const std::string& hook, int limit);  // newest first
+  Result<std::vector<HookExecution>> HookHistory(const std::string& hook,
+                                                 int limit);  // newest first
   Result<std::vector<HookExecution>> ExecutionsOf(const std::string& event_id);
 
  private:

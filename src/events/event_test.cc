@@ -44,7 +44,14 @@ TEST(EventType, Matching) {
 }
 
 TEST(EventLine, RoundTrips) {
-  Event e{"id-1", "deploy.started", 1700000000123, "task:deploy", "prod", "web-01", "run-9", 2,
+  Event e{"id-1",
+          "deploy.started",
+          1700000000123,
+          "task:deploy",
+          "prod",
+          "web-01",
+          "run-9",
+          2,
           R"({"version":"v2","n":[1,2]})"};
   auto back = EventFromLine(EventToLine(e));
   ASSERT_TRUE(back.ok()) << back.error();
@@ -72,7 +79,8 @@ TEST(EventJson, HasTheDocumentedFields) {
   nlohmann::json j = EventToJson(e);
   EXPECT_EQ(j["timestamp"], "2023-11-14T22:13:20.123Z");
   EXPECT_EQ(j["data"]["k"], 1);
-  for (const char* key : {"id", "type", "timestamp_ms", "source", "stack", "agent", "run_id", "depth"})
+  for (const char* key :
+       {"id", "type", "timestamp_ms", "source", "stack", "agent", "run_id", "depth"})
     EXPECT_TRUE(j.contains(key)) << key;
 }
 

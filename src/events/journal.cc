@@ -53,12 +53,18 @@ Result<std::unique_ptr<Journal>> Journal::Create(const std::string& dir, const s
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::Error("cannot create " + dir + ": " + ec.message());
+  // Made under a name replayers ignore, locked, then renamed into place: a journal is never
+  // visible unlocked, or another process starting at the same moment would take it for a dead
+  // one's.
   std::string path = JournalPath(dir, token);
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::Error(Errno("cannot create " + path));
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  std::string tmp = path + ".new";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::Error(Errno("cannot create " + tmp));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0 || rename(tmp.c_str(), path.c_str()) != 0) {
+    std::string why = Errno("cannot set up the events journal " + path);
     close(fd);
-    return Status::Error(Errno("cannot lock " + path));
+    unlink(tmp.c_str());
+    return Status::Error(why);
   }
   return std::unique_ptr<Journal>(new Journal(fd, std::move(path)));
 }

@@ -70,6 +70,20 @@ TEST_F(JournalTest, AFailedReplayKeepsTheJournal) {
   EXPECT_TRUE(std::filesystem::exists(dir_ + "/journal-gone.log"));
 }
 
+TEST_F(JournalTest, ANewJournalIsNeverSeenUnlocked) {
+  // Another process replaying at the moment one is created must not take it: it appears
+  // under its name already locked.
+  for (int i = 0; i < 200; ++i) {
+    auto j = Journal::Create(dir_, "t" + std::to_string(i));
+    ASSERT_TRUE(j.ok()) << j.error();
+    auto n = RecoverJournals(dir_, [](std::vector<Event>&) { return Status::Ok(); });
+    ASSERT_TRUE(n.ok());
+    EXPECT_TRUE(std::filesystem::exists((*j)->path()));
+  }
+  for (const auto& entry : std::filesystem::directory_iterator(dir_))
+    EXPECT_EQ(entry.path().extension(), ".log") << entry.path();
+}
+
 TEST_F(JournalTest, TruncateAndRemove) {
   auto j = Journal::Create(dir_, "me");
   ASSERT_TRUE(j.ok());

@@ -101,17 +101,28 @@ void Loop::Post(Callback fn) {
   (void)n;  // a full eventfd counter still wakes the loop
 }
 
-void Loop::OnSignal(int signal, std::function<void()> fn) {
-  bool first = signal_handlers_.empty();
-  signal_handlers_[signal] = std::move(fn);
-  if (first) Watch(signal_fd_, EPOLLIN, [this](uint32_t) { ReadSignals(); });
+uint64_t Loop::OnSignal(int signal, std::function<void()> fn) {
+  if (!signal_watched_) Watch(signal_fd_, EPOLLIN, [this](uint32_t) { ReadSignals(); });
+  signal_watched_ = true;
+  uint64_t id = next_signal_id_++;
+  signal_handlers_[signal].emplace_back(id, std::move(fn));
+  return id;
+}
+
+void Loop::RemoveSignalHandler(uint64_t id) {
+  for (auto& [signal, handlers] : signal_handlers_)
+    std::erase_if(handlers, [id](const auto& h) { return h.first == id; });
 }
 
 void Loop::ReadSignals() {
   signalfd_siginfo info;
   while (read(signal_fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
     auto it = signal_handlers_.find(static_cast<int>(info.ssi_signo));
-    if (it != signal_handlers_.end()) it->second();
+    if (it == signal_handlers_.end()) continue;
+    // A copy: a handler may add or remove handlers.
+    std::vector<Callback> handlers;
+    for (const auto& h : it->second) handlers.push_back(h.second);
+    for (Callback& fn : handlers) fn();
   }
 }
 
@@ -150,7 +161,7 @@ void Loop::FireTimers() {
 bool Loop::RunOnce() {
   // The wake fd and the signal fd are our own; "nothing to wait for" means nothing else is
   // (child processes hold a Ref until they are reaped).
-  size_t own = 1 + (signal_handlers_.empty() ? 0 : 1);
+  size_t own = 1 + (signal_watched_ ? 1 : 0);
   if (timers_.size() == background_.size() && watchers_.size() <= own && refs_ == 0) {
     std::lock_guard<std::mutex> lock(posted_mu_);
     if (posted_.empty()) return false;

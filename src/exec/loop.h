@@ -48,8 +48,10 @@ class Loop : public Timers {
   // Work in flight elsewhere (a pool thread) that will Post() back: keeps RunOnce waiting.
   void Ref() { ++refs_; }
   void Unref() { --refs_; }
-  // Runs fn on the loop thread whenever `signal` (one of the blocked ones) arrives.
-  void OnSignal(int signal, std::function<void()> fn);
+  // Runs fn on the loop thread whenever `signal` (one of the blocked ones) arrives; every
+  // handler of a signal runs. Returns an id for RemoveSignalHandler.
+  uint64_t OnSignal(int signal, std::function<void()> fn);
+  void RemoveSignalHandler(uint64_t id);
 
   // Waits for and handles one round of events; returns false only if there is nothing at all to
   // wait for (no timers, fds or posted work).
@@ -72,7 +74,9 @@ class Loop : public Timers {
   std::unordered_map<uint64_t, std::pair<Clock::time_point, Callback>> timers_;
   std::unordered_set<uint64_t> background_;  // ids of timers made by AfterInBackground
   std::unordered_map<int, std::function<void(uint32_t)>> watchers_;
-  std::map<int, std::function<void()>> signal_handlers_;
+  std::map<int, std::vector<std::pair<uint64_t, Callback>>> signal_handlers_;
+  uint64_t next_signal_id_ = 1;
+  bool signal_watched_ = false;
   std::mutex posted_mu_;
   std::vector<Callback> posted_;  // guarded by posted_mu_
   std::mt19937_64 rng_;

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <mutex>
 
 namespace sloth {
 namespace {
@@ -53,11 +54,25 @@ std::vector<char*> CStrings(const std::vector<std::string>& v) {
 
 }  // namespace
 
-Processes::Processes(Loop& loop) : loop_(loop) {
-  loop_.OnSignal(SIGCHLD, [this] { Reap(); });
+// Every Processes of this process by the children it started: waitpid(-1) in one instance reaps
+// the children of all, so each exit is handed to the instance that owns the child. (Several
+// instances share a loop: a run's runtime and its event bus.)
+static std::mutex owners_mu;
+static std::unordered_map<pid_t, Processes*>& Owners() {
+  static std::unordered_map<pid_t, Processes*> owners;
+  return owners;
 }
 
-Processes::~Processes() { KillAll(); }
+Processes::Processes(Loop& loop) : loop_(loop) {
+  sigchld_handler_ = loop_.OnSignal(SIGCHLD, [this] { Reap(); });
+}
+
+Processes::~Processes() {
+  KillAll();
+  loop_.RemoveSignalHandler(sigchld_handler_);
+  std::lock_guard<std::mutex> lock(owners_mu);
+  for (const auto& [pid, child] : children_) Owners().erase(pid);
+}
 
 Result<pid_t> Processes::Spawn(const ProcessSpec& spec, LineFn on_line, DoneFn done) {
   if (spec.argv.empty()) return Status::Error("empty command");
@@ -93,6 +108,10 @@ Result<pid_t> Processes::Spawn(const ProcessSpec& spec, LineFn on_line, DoneFn d
     return Status::Error(spec.argv[0] + ": " + std::strerror(rc));
   }
   loop_.Ref();  // the loop must wait for this child's exit even when no pipe is open
+  {
+    std::lock_guard<std::mutex> lock(owners_mu);
+    Owners()[pid] = this;
+  }
   Child& c = children_[pid];
   c.out.fd = out.fds[0];
   c.err.fd = err.fds[0];
@@ -166,19 +185,32 @@ void Processes::Reap() {
     int status = 0;
     pid_t pid = waitpid(-1, &status, WNOHANG);
     if (pid <= 0) return;
-    auto it = children_.find(pid);
-    if (it == children_.end()) continue;  // an orphan we adopted as subreaper
-    it->second.exited = true;
-    it->second.status = status;
-    // Killed on purpose: a grandchild may still hold the pipes, so do not wait for them; what
-    // was not read yet is dropped.
-    if (it->second.killed) {
-      kill(-pid, SIGKILL);
-      CloseStream(it->second.out);
-      CloseStream(it->second.err);
+    Processes* owner = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(owners_mu);
+      auto it = Owners().find(pid);
+      if (it != Owners().end()) {
+        owner = it->second;
+        Owners().erase(it);
+      }
     }
-    MaybeDone(pid);
+    if (owner) owner->Exited(pid, status);  // else an orphan we adopted as subreaper
   }
+}
+
+void Processes::Exited(pid_t pid, int status) {
+  auto it = children_.find(pid);
+  if (it == children_.end()) return;
+  it->second.exited = true;
+  it->second.status = status;
+  // Killed on purpose: a grandchild may still hold the pipes, so do not wait for them; what
+  // was not read yet is dropped.
+  if (it->second.killed) {
+    kill(-pid, SIGKILL);
+    CloseStream(it->second.out);
+    CloseStream(it->second.err);
+  }
+  MaybeDone(pid);
 }
 
 void Processes::MaybeDone(pid_t pid) {

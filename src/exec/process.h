@@ -59,6 +59,7 @@ class Processes {
   void OnReadable(pid_t pid, bool is_stderr);
   void OnWritable(pid_t pid);
   void Reap();
+  void Exited(pid_t pid, int status);
   void MaybeDone(pid_t pid);
   void CloseStream(Stream& s);
 
@@ -77,6 +78,7 @@ class Processes {
   };
 
   Loop& loop_;
+  uint64_t sigchld_handler_ = 0;
   std::unordered_map<pid_t, Child> children_;
 };
 

@@ -246,21 +246,24 @@ void Runtime::Hook(lua_State* L, lua_Debug* ar) {
   if (now - it->second->resumed_at > kTimeSlice || SignalPending()) lua_yield(L, 0);
 }
 
-Status Runtime::RunString(const std::string& code, const std::string& chunkname) {
+Status Runtime::RunString(const std::string& code, const std::string& chunkname, int nresults) {
   if (luaL_loadbufferx(L_, code.data(), code.size(), chunkname.c_str(), "t") != LUA_OK) {
     std::string msg = lua_tostring(L_, -1);
     lua_pop(L_, 1);
     return Status::Error(msg);
   }
   // Errors at load time carry FILE:LINE already; a traceback would only show the prelude.
-  int status = lua_pcall(L_, 0, 0, 0);
-  std::string msg = status == LUA_OK ? "" : luaL_tolstring(L_, -1, nullptr);
+  int status = lua_pcall(L_, 0, nresults, 0);
+  if (status == LUA_OK) {
+    if (nresults == 0) lua_settop(L_, 0);
+    return Status::Ok();
+  }
+  std::string msg = luaL_tolstring(L_, -1, nullptr);
   lua_settop(L_, 0);
-  if (status != LUA_OK) return Status::Error(msg);
-  return Status::Ok();
+  return Status::Error(msg);
 }
 
-Status Runtime::RunFile(const std::string& path) {
+Status Runtime::RunFile(const std::string& path, int nresults) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::Error(path + ": cannot open file: " + std::strerror(errno));
   std::stringstream buffer;
@@ -274,7 +277,7 @@ Status Runtime::RunFile(const std::string& path) {
   lua_call(L_, 1, 0);
   load_deadline_ = Clock::now() + options_.load_timeout;
   lua_sethook(L_, Hook, LUA_MASKCOUNT, kHookInstructions);
-  Status s = RunString(code, "@" + path);
+  Status s = RunString(code, "@" + path, nresults);
   lua_sethook(L_, nullptr, 0, 0);
   load_deadline_.reset();
   return s;

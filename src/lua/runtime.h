@@ -70,6 +70,11 @@ struct RuntimeOptions {
   // Opens the store behind the `state` module on its first use, so a run that never uses state
   // never opens the database. Unset: the `state` functions raise an error.
   std::function<Result<StateStore*>()> state_store;
+  // event.dispatch(type, data_json): persists an event and returns its id. Called on the loop
+  // thread with the calling coroutine. Unset: event.dispatch raises an error.
+  std::function<Result<std::string>(lua_State* L, const std::string& type,
+                                    const std::string& data_json)>
+      dispatch_event;
 };
 
 class Runtime {
@@ -126,13 +131,18 @@ class Runtime {
   // (set by the goroutine module). Non-empty means a deadlock, reported as StallMessage().
   void SetStallReport(std::function<std::string()> report) { stall_report_ = std::move(report); }
   void SetRunScope(const RunScope* scope) { run_scope_ = scope; }
+  // Connects event.dispatch once the process has opened its event bus.
+  void SetEventDispatcher(decltype(RuntimeOptions::dispatch_event) fn) {
+    options_.dispatch_event = std::move(fn);
+  }
   const RunScope* run_scope() const { return run_scope_; }
   // "all goroutines are asleep - deadlock (...)" when goroutines are parked, else `fallback`.
   std::string StallMessage(const std::string& fallback) const;
 
   // Loads and runs a workflow file as text; errors come back as "FILE:LINE: message".
-  Status RunFile(const std::string& path);
-  Status RunString(const std::string& code, const std::string& chunkname);
+  // `nresults`: how many of the chunk's return values to leave on the stack (on success).
+  Status RunFile(const std::string& path, int nresults = 0);
+  Status RunString(const std::string& code, const std::string& chunkname, int nresults = 0);
 
   // Absolute path for a module argument: relative to the calling task's workdir.
   std::string ResolvePath(lua_State* L, const std::string& path) const;

@@ -4,7 +4,9 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include <filesystem>
@@ -129,6 +131,10 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, int busy_timeout_m
     std::filesystem::create_directories(parent, ec);
     if (ec) return Status::Error("cannot create " + parent.string() + ": " + ec.message());
   }
+  // Memory statistics take a global mutex around every SQLite allocation: threads using their own
+  // connections (a run and its event writer) would queue on it. Set once, before SQLite starts.
+  static const bool configured = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK;
+  (void)configured;
   sqlite3* raw = nullptr;
   int rc =
       sqlite3_open_v2(path.c_str(), &raw,
@@ -139,12 +145,25 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, int busy_timeout_m
     return Status::Error("cannot open " + path + ": " + message + Why(parent));
   }
   std::unique_ptr<Db> db(new Db(raw, path));
-  sqlite3_busy_timeout(raw, busy_timeout_ms);
+  db->busy_timeout_ms_ = busy_timeout_ms;
+  sqlite3_busy_handler(raw, &Db::OnBusy, db.get());
   // journal_mode returns a row; a read-only file or directory fails here or at the first write.
   Status wal = db->Exec("PRAGMA journal_mode=WAL");
   if (wal.ok()) wal = db->Exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON");
   if (!wal.ok()) return Status::Error("cannot open " + path + ": " + wal.message() + Why(parent));
   return db;
+}
+
+// SQLite's own busy handler sleeps 1, 2, 5, 10... ms between tries: a short run whose writes
+// meet the event writer's for a moment lost several milliseconds. Locks here are held for
+// microseconds to a few milliseconds, so try again soon: 50 us, doubling up to 2 ms.
+int Db::OnBusy(void* self, int count) {
+  Db* db = static_cast<Db*>(self);
+  auto now = std::chrono::steady_clock::now();
+  if (count == 0) db->busy_since_ = now;
+  if (now - db->busy_since_ >= std::chrono::milliseconds(db->busy_timeout_ms_)) return 0;
+  usleep(static_cast<useconds_t>(std::min(50 << std::min(count, 6), 2000)));
+  return 1;
 }
 
 Db::~Db() {

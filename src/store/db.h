@@ -2,6 +2,7 @@
 // Errors come back as Status/Result with SQLite's message; nothing here throws.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -101,6 +102,7 @@ class Db {
 
  private:
   Db(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  static int OnBusy(void* self, int count);
   std::string Error(const std::string& what) const;
   Status Step(std::string_view sql);
   Status Savepoint(const std::function<Status()>& body);
@@ -118,6 +120,8 @@ class Db {
   int depth_ = 0;   // open Transaction bodies: > 0 means nested calls use savepoints
   Status aborted_;  // why SQLite rolled the current transaction back, if it did
   int64_t commits_ = 0;
+  int busy_timeout_ms_ = 10000;
+  std::chrono::steady_clock::time_point busy_since_;
 };
 
 }  // namespace sloth

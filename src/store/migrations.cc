@@ -146,6 +146,38 @@ const std::vector<Migration>& StoreMigrations() {
        ");"
        "CREATE INDEX hook_executions_by_hook ON hook_executions(hook, id);"
        "CREATE INDEX hook_executions_by_event ON hook_executions(event_id);"},
+      // Cron schedules, one per stack. `anchor_at` is when the schedule was last enabled (the
+      // start of @every intervals); `revision` changes with every change of the schedule itself
+      // (not with run results), so a running scheduler can tell what to reload; `last_due` is
+      // the scheduled time last handled (fired or reported missed).
+      {5,
+       "CREATE TABLE schedules ("
+       "  stack TEXT PRIMARY KEY,"
+       "  cron TEXT NOT NULL,"
+       "  file TEXT NOT NULL,"
+       "  values_json TEXT NOT NULL DEFAULT '[]',"
+       "  enabled INTEGER NOT NULL DEFAULT 1,"
+       "  revision INTEGER NOT NULL DEFAULT 1,"
+       "  created_at INTEGER NOT NULL,"
+       "  updated_at INTEGER NOT NULL,"
+       "  anchor_at INTEGER NOT NULL,"
+       "  last_due INTEGER,"
+       "  last_run INTEGER,"
+       "  last_status TEXT NOT NULL DEFAULT '',"
+       "  last_error TEXT NOT NULL DEFAULT '',"
+       "  last_run_pid INTEGER NOT NULL DEFAULT 0"
+       ") WITHOUT ROWID;"},
+      // SSH profiles (`ssh add`), used by `run --ssh NAME`.
+      {6,
+       "CREATE TABLE ssh_profiles ("
+       "  name TEXT PRIMARY KEY,"
+       "  host TEXT NOT NULL,"
+       "  port INTEGER NOT NULL DEFAULT 22,"
+       "  user TEXT NOT NULL DEFAULT '',"
+       "  key_file TEXT NOT NULL DEFAULT '',"
+       "  known_hosts TEXT NOT NULL DEFAULT '',"
+       "  created_at INTEGER NOT NULL"
+       ") WITHOUT ROWID;"},
   };
   return migrations;
 }
