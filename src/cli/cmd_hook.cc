@@ -298,10 +298,12 @@ int CmdHookExec(const GlobalOptions& global, const HookOptions& options) {
   store.reset();  // the hook may run long: hold no connection
   HookOutcome outcome = RunHookFile(hook->name, hook->file, *event, DataDir(global.data_dir),
                                     std::chrono::milliseconds(hook->timeout_ms));
-  std::cout << json{{"success", outcome.success},
+  // On a line of its own even when the hook wrote a partial line: the dispatcher reads the last.
+  std::cout << "\n"
+            << json{{"success", outcome.success},
                     {"output", outcome.output},
                     {"error", outcome.error}}
-                   .dump()
+                   .dump(-1, ' ', false, json::error_handler_t::replace)
             << std::endl;
   return outcome.success ? kExitOk : kExitFailed;
 }

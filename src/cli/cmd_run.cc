@@ -186,9 +186,10 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
   }
   rt.EnableStrictGlobals();
   if (Status s = open_store(); !s.ok()) return Fail(kExitFailed, s.message());
-  // A check run changes nothing, so it emits no events and delivers none left by others; only a
-  // task marked :check_mode(false) can dispatch one.
-  auto opened_bus = OpenEventBus(loop, data_dir, /*take_orphans=*/!options.check, db);
+  // A run delivers its own events (what dead processes left is for long-running ones: scheduler
+  // run). A check run changes nothing, so it emits no events; only a task marked
+  // :check_mode(false) can dispatch one.
+  auto opened_bus = OpenEventBus(loop, data_dir, /*take_orphans=*/false, db);
   if (!opened_bus.ok()) return Fail(kExitFailed, "events: " + opened_bus.error());
   std::unique_ptr<EventBus> bus = std::move(*opened_bus);
   ConnectEventModule(rt, *bus, "task:");
@@ -282,11 +283,11 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
   if (interrupted) summary.status = RunStatus::kCancelled;
   summary.duration = Clock::now() - start;
   // The hooks this run's events started get a bounded time to finish (events-and-scheduler.md);
-  // what is left is delivered by the next sloth-runner process with a dispatcher.
+  // what is left is taken over by a long-running dispatcher (scheduler run) or events retry.
   if (!bus->Drain(std::chrono::seconds(10)))
     std::fprintf(stderr,
                  "warning: hooks still running after 10s are stopped; their events are "
-                 "delivered again by the next sloth-runner run\n");
+                 "delivered again by scheduler run or events retry\n");
   bus->Close();
   ReapChildren(rt);
   gate.reset();

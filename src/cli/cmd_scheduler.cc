@@ -207,7 +207,7 @@ int CmdSchedulerRun(const GlobalOptions& global, const ScheduleOptions& options)
   auto stores = Open(global);
   if (!stores.ok()) return StoreFailure(stores.error());
   Loop loop;
-  auto bus = OpenEventBus(loop, data_dir);
+  auto bus = OpenEventBus(loop, data_dir, /*take_orphans=*/true);
   if (!bus.ok()) return Fail(kExitFailed, "events: " + bus.error());
   CronSchedulerConfig config;
   config.command = {SelfExe(), "--data-dir", data_dir};

@@ -24,7 +24,7 @@ constexpr char kEventDepthVariable[] = "SLOTH_EVENT_DEPTH";
 // A bus on the data directory whose hooks run as `sloth-runner hook exec NAME`.
 // `db`: the command's connection to the data dir's database, if it has one (saves an open).
 Result<std::unique_ptr<EventBus>> OpenEventBus(Loop& loop, const std::string& data_dir,
-                                               bool take_orphans = true,
+                                               bool take_orphans = false,
                                                std::shared_ptr<Db> db = nullptr);
 
 // The store of events and hooks for commands that read or change them; events of dead

@@ -107,7 +107,8 @@ Result<HookFileInfo> InspectHookFile(const std::string& path, const std::string&
       std::string text = lua_tostring(L, -1);
       if (lua_type(L, -1) == LUA_TNUMBER) text += "s";
       auto d = ParseDuration(text);
-      if (!d.ok() || d->count() <= 0) return Status::Error(path + ": timeout: " + d.error());
+      if (!d.ok()) return Status::Error(path + ": timeout: " + d.error());
+      if (d->count() <= 0) return Status::Error(path + ": timeout: must be more than 0");
       info.timeout_ms = std::chrono::duration_cast<std::chrono::milliseconds>(*d).count();
     }
     lua_pop(L, 1);
@@ -140,7 +141,8 @@ HookOutcome RunHookFile(const std::string& name, const std::string& file, const 
         e.stack = event.stack;
         e.run_id = event.run_id;
         e.depth = event.depth + 1;
-        e.data_json = data;
+        e.data_json = RedactJson(nlohmann::json::parse(data), rt)
+                          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
         return bus->Dispatch(std::move(e));
       });
   HookOutcome outcome;
@@ -161,7 +163,10 @@ HookOutcome RunHookFile(const std::string& name, const std::string& file, const 
   // The dispatcher stops a runner with SIGTERM (its timeout, or its own exit): end the hook and
   // the commands it started rather than leave them behind.
   for (int signal : {SIGTERM, SIGINT})
-    hr.loop.OnSignal(signal, [&] { rt.CancelTask(&ctx, "stopped by a signal"); });
+    hr.loop.OnSignal(signal, [&] {
+      rt.KillProcesses();
+      rt.CancelTask(&ctx, "stopped by a signal");
+    });
   bool finished = false;
   rt.Spawn(1, &ctx, [&](lua_State* co, int status) {
     finished = true;

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cstdio>
+
 #include <nlohmann/json.hpp>
 
 #include "base/duration.h"
@@ -18,10 +20,16 @@ namespace {
 constexpr int64_t kJournalTruncateBytes = 16 << 20;
 constexpr size_t kMaxOutputBytes = 64 << 10;
 
+// The end of `text` (at most about `max` bytes), valid UTF-8 even where the cut falls.
 std::string Tail(const std::string& text, size_t max) {
   std::string t = text;
   while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
-  return t.size() <= max ? t : "..." + t.substr(t.size() - max);
+  return SanitizeUtf8(t.size() <= max ? t : "..." + t.substr(t.size() - max));
+}
+
+std::string StringField(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
 // The runner prints its outcome as the last line of stdout.
@@ -32,15 +40,20 @@ HookOutcome ParseOutcome(const ProcessExit& exit) {
   nlohmann::json j =
       nlohmann::json::parse(nl == std::string::npos ? out : out.substr(nl + 1), nullptr, false);
   HookOutcome o;
-  if (j.is_object() && j.contains("success")) {
-    o.success = j.value("success", false);
-    o.output = Tail(j.value("output", ""), kMaxOutputBytes);
-    o.error = Tail(j.value("error", ""), kMaxOutputBytes);
+  if (j.is_object() && j.contains("success") && j["success"].is_boolean()) {
+    o.success = j["success"].get<bool>();
+    o.output = Tail(StringField(j, "output"), kMaxOutputBytes);
+    o.error = Tail(StringField(j, "error"), kMaxOutputBytes);
     return o;
   }
   o.error = exit.err.empty() ? "the hook runner exited with code " + std::to_string(exit.exit_code)
                              : Tail(exit.err, 2000);
   return o;
+}
+
+std::string DepthError(int depth) {
+  return "not delivered: hooks dispatching events went " + std::to_string(depth) +
+         " deep (the limit is " + std::to_string(kMaxEventDepth) + "); is there a loop?";
 }
 
 bool HookWants(const HookInfo& hook, const Event& event) {
@@ -91,6 +104,18 @@ Status EventBus::Start() {
     db = *opened;
   }
   store_ = std::make_unique<EventStore>(db);
+  if (Status s = ReplayDeadJournals(); !s.ok()) return s;
+  auto journal = Journal::Create(journal_dir_, token_);
+  if (!journal.ok()) return journal.status();
+  journal_ = std::move(*journal);
+  if (options_.take_orphans && !options_.hook_command.empty()) {
+    if (Status s = TakeOrphans(); !s.ok()) return s;
+    ScheduleOrphanSweep();
+  }
+  return Status::Ok();
+}
+
+Status EventBus::ReplayDeadJournals() {
   auto replayed = RecoverJournals(journal_dir_, [&](std::vector<Event>& events) {
     return store_->db().Transaction([&]() -> Status {
       for (const Event& e : events)
@@ -98,22 +123,33 @@ Status EventBus::Start() {
       return Status::Ok();
     });
   });
-  if (!replayed.ok()) return replayed.status();
-  auto journal = Journal::Create(journal_dir_, token_);
-  if (!journal.ok()) return journal.status();
-  journal_ = std::move(*journal);
-  if (options_.take_orphans && !options_.hook_command.empty()) {
-    std::string dir = journal_dir_;
-    auto orphans = store_->ClaimOrphans(
-        token_, [&dir](const std::string& owner) { return JournalOwnerAlive(dir, owner); });
-    if (!orphans.ok()) return orphans.status();
-    for (const Event& e : *orphans) {
-      auto done = store_->SucceededHooks(e.id);
-      if (!done.ok()) return done.status();
-      Deliver(e, *done);
-    }
+  return replayed.ok() ? Status::Ok() : replayed.status();
+}
+
+// Delivers what processes that died left: events still only in their journals, and pending
+// events they owned. Each is claimed by one process only.
+Status EventBus::TakeOrphans() {
+  if (Status s = ReplayDeadJournals(); !s.ok()) return s;
+  std::string dir = journal_dir_;
+  auto orphans = store_->ClaimOrphans(
+      token_, [&dir](const std::string& owner) { return JournalOwnerAlive(dir, owner); });
+  if (!orphans.ok()) return orphans.status();
+  for (const Event& e : *orphans) {
+    auto done = store_->SucceededHooks(e.id);
+    if (!done.ok()) return done.status();
+    Deliver(e, *done);
   }
   return Status::Ok();
+}
+
+// A long-running process also takes over, every 30 s, what short runs killed meanwhile left.
+void EventBus::ScheduleOrphanSweep() {
+  orphan_timer_ = loop_.AfterInBackground(std::chrono::seconds(30), [this] {
+    orphan_timer_ = 0;
+    if (Status s = TakeOrphans(); !s.ok())
+      std::fprintf(stderr, "warning: events: %s\n", s.message().c_str());
+    ScheduleOrphanSweep();
+  });
 }
 
 EventBus::~EventBus() { Close(); }
@@ -134,6 +170,8 @@ Result<std::string> EventBus::Dispatch(Event event) {
     return Status::Error("invalid event type \"" + event.type +
                          "\": use dotted words of letters, digits, _ and - (deploy.started)");
   if (event.timestamp_ms == 0) event.timestamp_ms = NowUnixMs();
+  for (std::string* field : {&event.source, &event.stack, &event.agent, &event.run_id})
+    *field = SanitizeUtf8(*field);
   if (event.id.empty()) event.id = NewUuidV7(event.timestamp_ms);
   std::vector<HookInfo> wanted;
   if (!options_.hook_command.empty()) {
@@ -145,8 +183,7 @@ Result<std::string> EventBus::Dispatch(Event event) {
   op.status = wanted.empty() ? "delivered" : "pending";
   if (!wanted.empty() && event.depth > kMaxEventDepth) {
     op.status = "failed";
-    op.error = "not delivered: hooks dispatching events went " + std::to_string(event.depth) +
-               " deep (the limit is " + std::to_string(kMaxEventDepth) + "); is there a loop?";
+    op.error = DepthError(event.depth);
     wanted.clear();
   }
   std::string line = EventToLine(event);
@@ -182,11 +219,12 @@ void EventBus::Deliver(const Event& event, const std::set<std::string>& skip) {
   std::vector<HookInfo> wanted;
   for (const HookInfo& h : Hooks())
     if (HookWants(h, event) && !skip.count(h.name)) wanted.push_back(h);
-  if (wanted.empty()) {
+  if (wanted.empty() || event.depth > kMaxEventDepth) {
     WriteOp op;
     op.kind = WriteOp::kStatus;
     op.event.id = event.id;
-    op.status = "delivered";
+    op.status = wanted.empty() ? "delivered" : "failed";
+    if (!wanted.empty()) op.error = DepthError(event.depth);
     Push(std::move(op));
     return;
   }
@@ -248,7 +286,7 @@ void EventBus::RunJob(Job job) {
   hook_pids_.insert(child);
   *timer = loop_.After(std::chrono::milliseconds(job.hook.timeout_ms), [this, child, timed_out] {
     *timed_out = true;
-    processes_.Terminate(child, std::chrono::seconds(1));
+    processes_.Terminate(child, std::chrono::seconds(3));
   });
   timers_.insert(*timer);
 }
@@ -481,11 +519,15 @@ void EventBus::Close() {
   closed_ = true;
   for (uint64_t id : timers_) loop_.Cancel(id);
   timers_.clear();
+  if (orphan_timer_) loop_.Cancel(orphan_timer_);
+  orphan_timer_ = 0;
   queue_.clear();
   // Hooks still running are stopped; their events stay pending, owned by a process that is
   // gone, so the next process with a dispatcher delivers them again.
   std::set<pid_t> running = hook_pids_;  // Terminate may reap one at once
-  for (pid_t pid : running) processes_.Terminate(pid, Duration{});
+  // SIGTERM first: a runner then kills the commands its hook started (they are in process
+  // groups of their own, out of reach of a kill of the runner's group).
+  for (pid_t pid : running) processes_.Terminate(pid, std::chrono::seconds(2));
   loop_.RunUntil([&] { return hook_pids_.empty(); });
   if (flush_timer_) loop_.Cancel(flush_timer_);
   flush_timer_ = 0;

@@ -36,7 +36,9 @@ struct EventBusOptions {
   std::vector<std::string> hook_env;  // the hooks' environment (KEY=VALUE); empty: ours
   int workers = 8;
   Duration retry_delay = std::chrono::seconds(1);  // doubled after each failed attempt
-  bool take_orphans = true;                        // deliver what dead processes left undelivered
+  // Deliver what dead processes left undelivered: at start and every 30 s. For long-running
+  // processes (scheduler run); a short run delivers only its own events.
+  bool take_orphans = false;
 };
 
 // What one run of a hook reported (the runner's last stdout line, as JSON).
@@ -80,6 +82,9 @@ class EventBus {
 
   EventBus(Loop& loop, EventBusOptions options);
   Status Start();
+  Status ReplayDeadJournals();
+  Status TakeOrphans();
+  void ScheduleOrphanSweep();
   void Deliver(const Event& event, const std::set<std::string>& skip);
   void DeliverTo(const Event& event, std::vector<HookInfo> hooks);
   const std::vector<HookInfo>& Hooks();
@@ -120,6 +125,7 @@ class EventBus {
   static constexpr size_t kInlineBatch = 64;
   bool writer_started_ = false;
   uint64_t flush_timer_ = 0;
+  uint64_t orphan_timer_ = 0;
 
   // The writer thread and what it shares with dispatchers (guarded by mu_).
   mutable std::mutex mu_;

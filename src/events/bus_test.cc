@@ -250,7 +250,9 @@ TEST_F(BusTest, WhatADeadProcessLeftIsReplayedAndDelivered) {
   }
   ASSERT_TRUE(store_->InsertEvent(a, "pending", "", "dead-token").ok());
   AddHook("ok_hook", "x.y");
-  auto bus = EventBus::Open(loop_, Options());
+  EventBusOptions o = Options();
+  o.take_orphans = true;
+  auto bus = EventBus::Open(loop_, o);
   ASSERT_TRUE(bus.ok());
   ASSERT_TRUE((*bus)->Drain(std::chrono::seconds(10)));
   (*bus)->Close();
@@ -268,10 +270,42 @@ TEST_F(BusTest, ALiveOwnersEventsAreNotTaken) {
   e.id = "theirs";
   ASSERT_TRUE(store_->InsertEvent(e, "pending", "", (*first)->token()).ok());
   EventBusOptions o = Options();
+  o.take_orphans = true;
   auto second = EventBus::Open(loop_, o);
   ASSERT_TRUE(second.ok());
   ASSERT_TRUE((*second)->Drain(std::chrono::seconds(5)));
   EXPECT_EQ(Status("theirs"), "pending");
+  EXPECT_EQ(LogLines(), 0);
+}
+
+TEST_F(BusTest, ShortRunsLeaveOrphansToLongRunningProcesses) {
+  Event a = Ev("x.y");
+  a.id = "orphan";
+  a.timestamp_ms = 1000;
+  ASSERT_TRUE(store_->InsertEvent(a, "pending", "", "dead-token").ok());
+  AddHook("ok_hook", "x.y");
+  auto bus = EventBus::Open(loop_, Options());  // take_orphans is off by default
+  ASSERT_TRUE(bus.ok());
+  ASSERT_TRUE((*bus)->Drain(std::chrono::seconds(5)));
+  (*bus)->Close();
+  EXPECT_EQ(Status("orphan"), "pending");
+  EXPECT_EQ(LogLines(), 0);
+}
+
+TEST_F(BusTest, RedeliveryOfATooDeepEventRunsNoHook) {
+  AddHook("ok_hook", "x.y");
+  Event e = Ev("x.y");
+  e.id = "deep";
+  e.timestamp_ms = 1000;
+  e.depth = kMaxEventDepth + 1;
+  ASSERT_TRUE(store_->InsertEvent(e, "pending", "", "dead-token").ok());
+  EventBusOptions o = Options();
+  o.take_orphans = true;
+  auto bus = EventBus::Open(loop_, o);
+  ASSERT_TRUE(bus.ok());
+  ASSERT_TRUE((*bus)->Drain(std::chrono::seconds(5)));
+  (*bus)->Close();
+  EXPECT_EQ(Status("deep"), "failed");
   EXPECT_EQ(LogLines(), 0);
 }
 

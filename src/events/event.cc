@@ -126,6 +126,21 @@ static void AppendJsonString(std::string& out, std::string_view text) {
   out += '"';
 }
 
+std::string SanitizeUtf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    if (size_t n = Utf8Length(text.substr(i)); n > 0) {
+      out.append(text.substr(i, n));
+      i += n;
+    } else {
+      out += "\xef\xbf\xbd";
+      ++i;
+    }
+  }
+  return out;
+}
+
 std::string EventToLine(const Event& e) {
   // Written by hand: this is the dispatch path, and the data is JSON text already.
   std::string line;

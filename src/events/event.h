@@ -44,6 +44,9 @@ Result<Event> EventFromLine(std::string_view line);
 // From EventToJson's form (or the journal's).
 Result<Event> EventFromJson(const nlohmann::json& j);
 
+// `text` with every byte that is not part of valid UTF-8 replaced by U+FFFD (JSON needs UTF-8).
+std::string SanitizeUtf8(std::string_view text);
+
 // "2026-11-22T17:03:05.123Z"
 std::string FormatRfc3339Ms(int64_t unix_ms);
 

@@ -63,16 +63,6 @@ HookExecution ReadExecution(const Statement& st) {
   return x;
 }
 
-template <typename T, typename Read>
-Result<std::vector<T>> Collect(Statement& st, Read read) {
-  std::vector<T> rows;
-  for (;;) {
-    Result<bool> row = st.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) return rows;
-    rows.push_back(read(st));
-  }
-}
 
 // An event's type against a filter pattern: the pattern syntax of hooks, or an exact type.
 bool Matches(const std::string& pattern, const std::string& type) {
@@ -161,7 +151,7 @@ Result<std::vector<Event>> EventStore::ClaimOrphans(
       db_->Prepare("SELECT DISTINCT owner FROM events WHERE status = 'pending' AND owner != ?");
   if (!owners.ok()) return owners.status();
   owners->Bind(1, owner);
-  auto others = Collect<std::string>(*owners, [](const Statement& st) { return st.Text(0); });
+  auto others = CollectRows<std::string>(*owners, [](const Statement& st) { return st.Text(0); });
   if (!others.ok()) return others.status();
   std::vector<Event> claimed;
   for (const std::string& other : *others) {
@@ -175,7 +165,7 @@ Result<std::vector<Event>> EventStore::ClaimOrphans(
           kEventColumns);
       if (!st.ok()) return st.status();
       st->Bind(1, owner).Bind(2, other);
-      auto rows = Collect<StoredEvent>(*st, ReadEvent);
+      auto rows = CollectRows<StoredEvent>(*st, ReadEvent);
       if (!rows.ok()) return rows.status();
       for (StoredEvent& row : *rows) claimed.push_back(std::move(row.event));
       return Status::Ok();
@@ -199,7 +189,7 @@ Result<std::set<std::string>> EventStore::SucceededHooks(const std::string& even
       db_->Prepare("SELECT DISTINCT hook FROM hook_executions WHERE event_id = ? AND success = 1");
   if (!st.ok()) return st.status();
   st->Bind(1, event_id);
-  auto rows = Collect<std::string>(*st, [](const Statement& s) { return s.Text(0); });
+  auto rows = CollectRows<std::string>(*st, [](const Statement& s) { return s.Text(0); });
   if (!rows.ok()) return rows.status();
   return std::set<std::string>(rows->begin(), rows->end());
 }
@@ -235,7 +225,7 @@ Result<std::vector<HookInfo>> EventStore::ListHooks() {
       "SELECT name, file, event_type, stack, description, enabled, timeout_ms, "
       "retries, created_at, updated_at FROM hooks ORDER BY name");
   if (!st.ok()) return st.status();
-  return Collect<HookInfo>(*st, ReadHook);
+  return CollectRows<HookInfo>(*st, ReadHook);
 }
 
 Result<bool> EventStore::SetHookEnabled(const std::string& name, bool enabled) {
@@ -260,7 +250,7 @@ Result<std::vector<HookExecution>> EventStore::HookHistory(const std::string& ho
                                       "LIMIT ?");
   if (!st.ok()) return st.status();
   st->Bind(1, hook).Bind(2, int64_t{limit > 0 ? limit : -1});
-  return Collect<HookExecution>(*st, ReadExecution);
+  return CollectRows<HookExecution>(*st, ReadExecution);
 }
 
 Result<std::vector<HookExecution>> EventStore::ExecutionsOf(const std::string& event_id) {
@@ -268,7 +258,7 @@ Result<std::vector<HookExecution>> EventStore::ExecutionsOf(const std::string& e
                                       " FROM hook_executions WHERE event_id = ? ORDER BY id");
   if (!st.ok()) return st.status();
   st->Bind(1, event_id);
-  return Collect<HookExecution>(*st, ReadExecution);
+  return CollectRows<HookExecution>(*st, ReadExecution);
 }
 
 }  // namespace sloth

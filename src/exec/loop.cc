@@ -5,6 +5,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -119,10 +120,17 @@ void Loop::ReadSignals() {
   while (read(signal_fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
     auto it = signal_handlers_.find(static_cast<int>(info.ssi_signo));
     if (it == signal_handlers_.end()) continue;
-    // A copy: a handler may add or remove handlers.
-    std::vector<Callback> handlers;
-    for (const auto& h : it->second) handlers.push_back(h.second);
-    for (Callback& fn : handlers) fn();
+    // By id: a handler may add or remove handlers (even its own owner's) while they run.
+    std::vector<uint64_t> ids;
+    for (const auto& h : it->second) ids.push_back(h.first);
+    for (uint64_t id : ids) {
+      auto& handlers = signal_handlers_[static_cast<int>(info.ssi_signo)];
+      auto h = std::find_if(handlers.begin(), handlers.end(),
+                            [id](const auto& entry) { return entry.first == id; });
+      if (h == handlers.end()) continue;
+      Callback fn = h->second;  // a copy: the handler may remove itself
+      fn();
+    }
   }
 }
 

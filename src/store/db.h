@@ -62,6 +62,18 @@ class Statement {
   Pool* pool_ = nullptr;  // set for a cached statement: it goes back there instead of finalized
 };
 
+// Runs a statement that returns rows and collects them with `read(statement)`.
+template <typename T, typename Read>
+Result<std::vector<T>> CollectRows(Statement& st, Read read) {
+  std::vector<T> rows;
+  for (;;) {
+    Result<bool> row = st.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return rows;
+    rows.push_back(read(st));
+  }
+}
+
 struct Migration {
   int version;
   const char* sql;

@@ -90,13 +90,7 @@ Result<std::vector<ScheduleRecord>> ScheduleStore::List() {
   Result<Statement> st =
       db_->Cached(std::string("SELECT ") + kColumns + " FROM schedules ORDER BY stack");
   if (!st.ok()) return st.status();
-  std::vector<ScheduleRecord> rows;
-  for (;;) {
-    Result<bool> row = st->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) return rows;
-    rows.push_back(ReadSchedule(*st));
-  }
+  return CollectRows<ScheduleRecord>(*st, ReadSchedule);
 }
 
 Result<bool> ScheduleStore::RecordDue(const std::string& stack, const ScheduleResult& result) {

@@ -49,17 +49,6 @@ RunRecord ReadRun(const Statement& st) {
   return r;
 }
 
-// Runs a statement that returns rows and collects them with `read`.
-template <typename T, typename Read>
-Result<std::vector<T>> Collect(Statement& st, Read read) {
-  std::vector<T> rows;
-  for (;;) {
-    Result<bool> row = st.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) return rows;
-    rows.push_back(read(st));
-  }
-}
 
 }  // namespace
 
@@ -136,7 +125,7 @@ Result<std::vector<StackInfo>> SqliteStackStore::ListStacks() {
   Result<Statement> st =
       db_->Prepare(std::string("SELECT ") + kStackColumns + " FROM stacks ORDER BY name");
   if (!st.ok()) return st.status();
-  return Collect<StackInfo>(*st, ReadStack);
+  return CollectRows<StackInfo>(*st, ReadStack);
 }
 
 Result<bool> SqliteStackStore::DeleteStack(const std::string& name) {
@@ -220,7 +209,7 @@ Result<std::vector<ResourceRecord>> SqliteStackStore::ListResources(const std::s
                    " FROM stack_resources WHERE stack_id = ? ORDER BY type, name");
   if (!st.ok()) return st.status();
   st->Bind(1, stack_id);
-  return Collect<ResourceRecord>(*st, ReadResource);
+  return CollectRows<ResourceRecord>(*st, ReadResource);
 }
 
 Status SqliteStackStore::InsertRun(const RunRecord& r, bool replace) {
@@ -263,7 +252,7 @@ Result<std::vector<TaskRecord>> SqliteStackStore::Tasks(const std::string& run_i
       "FROM run_tasks WHERE run_id = ? ORDER BY seq");
   if (!st.ok()) return st.status();
   st->Bind(1, run_id);
-  return Collect<TaskRecord>(*st, [](const Statement& row) {
+  return CollectRows<TaskRecord>(*st, [](const Statement& row) {
     return TaskRecord{row.Text(0), row.Text(1),     static_cast<int>(row.Int(2)),
                       row.Int(3),  row.Int(4) != 0, row.Text(5),
                       row.Text(6), row.Text(7)};
@@ -276,7 +265,7 @@ Result<std::vector<RunRecord>> SqliteStackStore::History(const std::string& stac
                                       "rowid DESC LIMIT ?");
   if (!st.ok()) return st.status();
   st->Bind(1, stack_id).Bind(2, int64_t{limit > 0 ? limit : -1});
-  Result<std::vector<RunRecord>> runs = Collect<RunRecord>(*st, ReadRun);
+  Result<std::vector<RunRecord>> runs = CollectRows<RunRecord>(*st, ReadRun);
   if (!runs.ok()) return runs;
   for (RunRecord& run : *runs) {
     Result<std::vector<TaskRecord>> tasks = Tasks(run.id);

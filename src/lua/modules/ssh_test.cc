@@ -264,8 +264,9 @@ TEST_F(SshTest, CancelledTaskStopsWaitingForTheRemoteCommand) {
 
 TEST_F(SshTest, GoroutinesUseConnectionsInParallel) {
   LuaEnv env;
-  // Each command prints the (remote) clock before and after its work. Two connections used by
-  // two goroutines overlap in time; a third goroutine sharing the first connection waits its
+  // Each command prints the (remote) clock before and after its work (3 s sleeps: on a loaded
+  // machine opening an SSH channel can take a while). Two connections used by two goroutines
+  // overlap in time; a third goroutine sharing the first connection waits its
   // turn: its commands run after the first one's, never during it.
   Status s = env.RunInTask("local a, b = " + Connect() + ", " + Connect() + R"(
     local function span(conn, cmd)
@@ -275,8 +276,8 @@ TEST_F(SshTest, GoroutinesUseConnectionsInParallel) {
       return { tonumber(t0), tonumber(t1) }
     end
     local results = goroutine.await_all({
-      goroutine.async(function() return span(a, "sleep 1.5") end),
-      goroutine.async(function() return span(b, "sleep 1.5") end),
+      goroutine.async(function() return span(a, "sleep 3") end),
+      goroutine.async(function() return span(b, "sleep 3") end),
       goroutine.async(function()
         local spans = {}
         for i = 1, 3 do spans[i] = span(a, "true") end
