@@ -1,7 +1,9 @@
 // The user and group modules against the real machine: throwaway accounts with unique names,
 // removed again even when a test fails. Needs root (useradd); skips otherwise.
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -37,13 +39,22 @@ bool UserExists(const std::string& name) { return getpwnam(name.c_str()) != null
 bool GroupExists(const std::string& name) { return getgrnam(name.c_str()) != nullptr; }
 
 // Child processes are reaped through SIGCHLD, which the loop only sees when it is blocked in
-// every thread.
+// every thread. ctest runs tests in parallel, each in its own process: tests that change the
+// machine's accounts take a file lock, because concurrent useradd/usermod/groupdel runs can fail
+// to get shadow's own lock and leave a change undone.
 class UserTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { Loop::BlockSignals(); }
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root to create users (useradd)";
+    lock_fd_ = open("/tmp/sloth-test-accounts.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    ASSERT_GE(lock_fd_, 0);
+    ASSERT_EQ(flock(lock_fd_, LOCK_EX), 0);
   }
+  void TearDown() override {
+    if (lock_fd_ >= 0) close(lock_fd_);  // releases the lock
+  }
+  int lock_fd_ = -1;
   // Runs `code` in a task with `NAME` replaced by the throwaway name.
   static Status Run(LuaEnv& env, std::string code, const std::string& name) {
     for (size_t at; (at = code.find("NAME")) != std::string::npos;) code.replace(at, 4, name);
