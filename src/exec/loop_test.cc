@@ -1,4 +1,5 @@
 #include "exec/loop.h"
+#include "exec/thread_pool.h"
 
 #include <gtest/gtest.h>
 
@@ -66,4 +67,33 @@ TEST(Loop, BackgroundTimersFireButDoNotKeepTheLoopAlive) {
   EXPECT_FALSE(loop.RunOnce());
 }
 
+}  // namespace sloth
+
+namespace sloth {
+namespace {
+
+// A worker that has just finished a job counts as idle before it wakes for the next one: two
+// jobs submitted back to back must still get two threads, not wait for each other.
+TEST(ThreadPool, BackToBackJobsRunInParallelWithAnIdleWorker) {
+  Loop loop;
+  ThreadPool pool(loop, 4);
+  bool warm = false;
+  pool.Submit([] {}, [&] { warm = true; });
+  loop.RunUntil([&] { return warm; });
+  std::atomic<int> running{0}, most{0};
+  int done = 0;
+  auto job = [&] {
+    int now = ++running;
+    for (int seen = most.load(); now > seen && !most.compare_exchange_weak(seen, now);) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    --running;
+  };
+  pool.Submit(job, [&] { ++done; });
+  pool.Submit(job, [&] { ++done; });
+  loop.RunUntil([&] { return done == 2; });
+  EXPECT_EQ(most.load(), 2);
+}
+
+}  // namespace
 }  // namespace sloth

@@ -22,7 +22,10 @@ void ThreadPool::Submit(std::function<void()> work, std::function<void()> then) 
       loop_.Unref();
       if (then) then();
     });
-    if (idle_ == 0 && threads_.size() < max_threads_) threads_.emplace_back([this] { Worker(); });
+    // A worker counted idle may not have woken for earlier jobs yet: start another while there
+    // are more queued jobs than idle workers, or two jobs could end up on one thread.
+    if (idle_ < queue_.size() && threads_.size() < max_threads_)
+      threads_.emplace_back([this] { Worker(); });
   }
   cv_.notify_one();
 }
