@@ -12,6 +12,7 @@
 #include "cli/events_run.h"
 #include "cli/hook_runner.h"
 #include "cli/stack_run.h"
+#include "store/migrations.h"
 
 namespace sloth {
 namespace {
@@ -50,10 +51,11 @@ json ExecutionJson(const HookExecution& x) {
 }
 
 // Opens the store; on failure prints the error and sets `rc`.
+// Hooks and their runs are never in a journal: no replay needed (a hook runner starts often).
 std::unique_ptr<EventStore> Open(const GlobalOptions& global, int* rc) {
-  auto store = OpenEventStore(DataDir(global.data_dir));
-  if (store.ok()) return std::move(*store);
-  *rc = Fail(kExitFailed, store.error());
+  auto db = OpenDatabase(DatabasePath(DataDir(global.data_dir)));
+  if (db.ok()) return std::make_unique<EventStore>(*db);
+  *rc = Fail(kExitFailed, db.error());
   return nullptr;
 }
 

@@ -64,6 +64,13 @@ class BusTest : public ::testing::Test {
     auto e = store_->GetEvent(id);
     return e.ok() && e->has_value() ? (*e)->status : "missing";
   }
+  // Journal files left in the events directory (replay.lock is not one).
+  int Journals() {
+    int n = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_ + "/events"))
+      n += entry.path().filename().string().starts_with("journal-");
+    return n;
+  }
   int LogLines() {
     std::ifstream in(dir_ + "/log");
     std::string line;
@@ -102,7 +109,7 @@ TEST_F(BusTest, EventsWithoutHooksAreStoredAsDelivered) {
   EXPECT_EQ(Status(ids.front()), "delivered");
   EXPECT_EQ(Status(ids.back()), "delivered");
   // A clean close leaves no journal behind.
-  EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/events"));
+  EXPECT_EQ(Journals(), 0);
 }
 
 TEST_F(BusTest, AFewEventsAreWrittenWithoutAThreadWhenTheBusCloses) {
@@ -114,7 +121,7 @@ TEST_F(BusTest, AFewEventsAreWrittenWithoutAThreadWhenTheBusCloses) {
     EXPECT_EQ((*bus)->persisted(), 0);  // nothing written yet: no thread, no timer fired
   }                                     // closed here, without Drain
   for (const std::string& id : ids) EXPECT_EQ(Status(id), "delivered");
-  EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/events"));
+  EXPECT_EQ(Journals(), 0);
 }
 
 TEST_F(BusTest, InvalidTypesAreRefused) {

@@ -119,6 +119,19 @@ Result<int64_t> RecoverJournals(const std::string& dir,
                                 const std::function<Status(std::vector<Event>&)>& insert) {
   DIR* d = opendir(dir.c_str());
   if (!d) return int64_t{0};  // no journal was ever written
+  // One replayer at a time, and the others wait for it: a journal locked by a replayer looks
+  // like a live process's, so without this a second process could list the events before the
+  // first has put them in the database.
+  int guard = open((dir + "/replay.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (guard < 0 || flock(guard, LOCK_EX) != 0) {
+    if (guard >= 0) close(guard);
+    closedir(d);
+    return Status::Error(Errno("cannot lock " + dir + "/replay.lock"));
+  }
+  struct Unlock {
+    int fd;
+    ~Unlock() { close(fd); }
+  } unlock{guard};
   std::vector<std::string> names;
   while (struct dirent* entry = readdir(d)) {
     std::string_view name = entry->d_name;
