@@ -24,6 +24,7 @@
 
 #include "lua/lua_util.h"
 #include "lua/module.h"
+#include "lua/modules/atomic_write.h"
 #include "lua/modules/exec.h"
 #include "lua/modules/http.h"
 #include "lua/modules/stack.h"
@@ -92,11 +93,7 @@ std::string OptChoice(lua_State* L, const char* fn, const char* field,
 }
 
 // What the caller asked the file's metadata to be; unset fields are left as they are.
-struct Meta {
-  std::optional<mode_t> mode;
-  std::optional<uid_t> uid;
-  std::optional<gid_t> gid;
-};
+using Meta = FileMeta;
 
 // A mode as "0644", "644" or a number (420 == 0644), as fs.chmod takes it.
 std::optional<mode_t> OptMode(lua_State* L, const char* fn) {
@@ -245,9 +242,9 @@ std::string WriteTarget(const std::string& path) {
   return ec ? path : target.string();
 }
 
-// Temp file beside the target, owner and mode set (the old file's unless `m` says otherwise),
-// fsync, rename, fsync of the directory. Returns "" or the error.
-std::string AtomicWrite(const std::string& path, std::string_view content, const Meta& m) {
+}  // namespace
+
+std::string AtomicWrite(const std::string& path, std::string_view content, const FileMeta& m) {
   std::string target = WriteTarget(path);
   struct stat old;
   bool exists = stat(target.c_str(), &old) == 0;
@@ -295,6 +292,8 @@ std::string AtomicWrite(const std::string& path, std::string_view content, const
   }
   return "";
 }
+
+namespace {
 
 // --- results -----------------------------------------------------------------------------
 

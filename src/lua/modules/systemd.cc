@@ -27,6 +27,7 @@
 #include "base/strings.h"
 #include "lua/lua_util.h"
 #include "lua/module.h"
+#include "lua/modules/atomic_write.h"
 #include "lua/modules/host_util.h"
 #include "lua/modules/stack.h"
 #include "lua/modules/unified_diff.h"
@@ -487,33 +488,13 @@ std::optional<std::string> ReadUnitFile(const std::string& path, std::string& er
   return out;
 }
 
-// Temp file beside the target, fsync, rename: systemd never reads half a unit. A new file is
-// 0644; a rewritten one keeps its mode and owner. Returns "" or the error.
+// systemd never reads half a unit (AtomicWrite). A new file is 0644; a rewritten one keeps its
+// mode and owner. Returns "" or the error.
 std::string WriteUnitFile(const std::string& path, const std::string& content) {
   struct stat old {};
-  bool exists = stat(path.c_str(), &old) == 0;
-  std::string tmp = stdfs::path(path).parent_path().string() + "/." +
-                    stdfs::path(path).filename().string() + ".sloth-XXXXXX";
-  int fd = mkostemp(tmp.data(), O_CLOEXEC);
-  if (fd < 0) return ErrnoText(path, errno);
-  int err = 0;
-  if (fchmod(fd, exists ? old.st_mode & 07777 : 0644) != 0) err = errno;
-  if (!err && exists && fchown(fd, old.st_uid, old.st_gid) != 0) err = errno;
-  std::string_view rest = content;
-  while (!err && !rest.empty()) {
-    ssize_t n = ::write(fd, rest.data(), rest.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) err = errno;
-    if (n > 0) rest.remove_prefix(static_cast<size_t>(n));
-  }
-  if (!err && fsync(fd) != 0) err = errno;
-  if (close(fd) != 0 && !err) err = errno;
-  if (!err && rename(tmp.c_str(), path.c_str()) != 0) err = errno;
-  if (err) {
-    unlink(tmp.c_str());
-    return ErrnoText(path, err);
-  }
-  return "";
+  FileMeta meta;
+  if (stat(path.c_str(), &old) != 0) meta.mode = 0644;
+  return AtomicWrite(path, content, meta);
 }
 
 std::string Sha256Hex(std::string_view data) {
