@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 packages=(
   g++ cmake ninja-build ccache pkg-config git
   liblua5.4-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libcurl4-openssl-dev libssl-dev libsodium-dev libkainjow-mustache-dev libcrypt-dev libssh-dev
   libgtest-dev libgmock-dev libbenchmark-dev libhowardhinnant-date-dev
   jq python3 curl procps openssh-server openssh-client

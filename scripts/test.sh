@@ -7,7 +7,7 @@ status=0
 ctest --test-dir build --output-on-failure -j2 || status=1
 acceptance=../shared/acceptance/run.sh
 if [ -x "$acceptance" ] || [ -f "$acceptance" ]; then
-  for group in ${SLOTH_ACCEPTANCE_GROUPS:-engine errors goroutines state hostconfig events remote}; do
+  for group in ${SLOTH_ACCEPTANCE_GROUPS:-engine errors goroutines state hostconfig events remote distributed}; do
     bash "$acceptance" -k "$group" build/sloth-runner || status=1
   done
 else

@@ -16,6 +16,7 @@
 #include "cli/junit.h"
 #include "cli/load.h"
 #include "cli/output.h"
+#include "cli/remote.h"
 #include "cli/secrets_run.h"
 #include "cli/ssh_profiles.h"
 #include "cli/stack_run.h"
@@ -102,6 +103,49 @@ void EmitWorkflowEnd(EventBus* bus, const Runtime& rt, const std::string& workfl
             info.stack, info.run_id);
 }
 
+// run -d NAME: every task without agents of its own goes to NAME. Plans are rebuilt from the
+// changed specs (same tasks in the same order, so they still match the Lua definitions).
+Status DelegateAll(LoadedFile& loaded, const std::vector<std::string>& agents) {
+  if (agents.empty()) return Status::Ok();
+  for (size_t i = 0; i < loaded.workflows.size(); ++i) {
+    for (TaskSpec& t : loaded.workflows[i].spec.tasks)
+      if (t.delegate_to.empty()) t.delegate_to = agents;
+    auto plan = Plan::Build(loaded.workflows[i].spec);
+    if (!plan.ok()) return plan.status();
+    loaded.plans[i] = std::move(*plan);
+  }
+  return Status::Ok();
+}
+
+bool AnyDelegated(const LoadedFile& loaded, const std::vector<size_t>& chosen) {
+  for (size_t i : chosen)
+    for (size_t t = 0; t < loaded.plans[i].size(); ++t)
+      if (loaded.plans[i].selected(t) && !loaded.plans[i].task(t).delegate_to.empty()) return true;
+  return false;
+}
+
+// Whether any task did something: a delegated task that failed without reaching any agent (no
+// master, an unknown or inactive agent) did not.
+bool AnythingRan(const Plan& plan, const RunResult& result) {
+  for (size_t t = 0; t < result.tasks.size(); ++t) {
+    TaskStatus s = result.tasks[t].status;
+    bool unreached = !plan.task(t).delegate_to.empty() && result.tasks[t].agents.empty();
+    if (s == TaskStatus::kSuccess || s == TaskStatus::kUnchanged || s == TaskStatus::kSkipped ||
+        (s == TaskStatus::kFailed && !unreached))
+      return true;
+  }
+  return false;
+}
+
+// A delegated task failed without reaching an agent.
+bool SomeAgentUnreached(const Plan& plan, const RunResult& result) {
+  for (size_t t = 0; t < result.tasks.size(); ++t)
+    if (result.tasks[t].status == TaskStatus::kFailed && !plan.task(t).delegate_to.empty() &&
+        result.tasks[t].agents.empty())
+      return true;
+  return false;
+}
+
 }  // namespace
 
 int CmdRun(const GlobalOptions& global, const RunOptions& options) {
@@ -165,6 +209,8 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
   }
   auto loaded = LoadFile(rt, options.file);
   if (!loaded.ok()) return Fail(kExitBadInput, loaded.error());
+  if (Status s = DelegateAll(*loaded, options.delegate_to); !s.ok())
+    return Fail(kExitBadInput, s.message());
   std::vector<LoadedWorkflow>& workflows = loaded->workflows;
   std::vector<Plan>& plans = loaded->plans;
   std::vector<size_t> chosen = Pick(workflows, options.name);
@@ -194,6 +240,18 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
   std::unique_ptr<EventBus> bus = std::move(*opened_bus);
   ConnectEventModule(rt, *bus, "task:");
   EventBus* events = options.check ? nullptr : bus.get();
+  // The distributed layer is loaded only when a task goes to agents.
+  std::unique_ptr<Delegator> delegator;
+  std::string delegator_error;
+  if (AnyDelegated(*loaded, chosen)) {
+    auto opened = OpenDelegator(loop, data_dir, options.master);
+    if (opened.ok())
+      delegator = std::move(*opened);
+    else
+      delegator_error = opened.error();
+  }
+  bool anything_ran = false;
+  bool unreached = false;  // a delegated task failed without reaching an agent
 
   Scheduler* current = nullptr;
   bool interrupted = false;
@@ -233,6 +291,9 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
     info.max_parallel = options.parallel;
     info.check_mode = options.check;
     info.gate = gate.get();
+    info.file = file;
+    info.delegator = delegator.get();
+    info.delegator_error = delegator_error;
     auto stack = stack_store->EnsureStack(info.stack, file);
     if (!stack.ok()) {
       exit_code = Fail(kExitFailed, stack.error());
@@ -274,6 +335,8 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
               info.run_id);
     EmitWorkflowEnd(events, rt, workflows[i].spec.name, plans[i], info, outcome.result);
     renderer->WorkflowFinished(plans[i], info, outcome);
+    anything_ran = anything_ran || AnythingRan(plans[i], outcome.result);
+    unreached = unreached || SomeAgentUnreached(plans[i], outcome.result);
     junit.push_back(JunitSuiteFor(plans[i], outcome.result, TakeAssertionCounts(rt.state())));
     if (outcome.result.status != RunStatus::kSuccess && summary.status == RunStatus::kSuccess)
       summary.status = outcome.result.status;
@@ -297,6 +360,9 @@ int CmdRun(const GlobalOptions& global, const RunOptions& options) {
   int rc = summary.status == RunStatus::kCancelled ? kExitInterrupted
            : summary.status == RunStatus::kSuccess ? kExitOk
                                                    : kExitFailed;
+  // No master or agent to reach and nothing done without one: unreachable (distributed.md).
+  if (rc == kExitFailed && (!delegator_error.empty() || unreached) && !anything_ran)
+    rc = kExitUnreachable;
   // After the run's own summary, so a report that cannot be written does not hide the result.
   if (!options.junit.empty()) {
     if (Status s = WriteJunit(options.junit, junit); !s.ok())

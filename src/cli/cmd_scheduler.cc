@@ -200,8 +200,9 @@ int CmdSchedulerList(const GlobalOptions& global, const ScheduleOptions& options
   return kExitOk;
 }
 
-int CmdSchedulerRun(const GlobalOptions& global, const ScheduleOptions& options) {
-  Result<Duration> grace = ParseDuration(options.grace);
+int ServeScheduler(const GlobalOptions& global, const std::string& grace_text,
+                   const std::string& who, const ServiceStart& started) {
+  Result<Duration> grace = ParseDuration(grace_text);
   if (!grace.ok()) return Fail(kExitBadInput, "--grace: " + grace.error());
   std::string data_dir = fs::absolute(DataDir(global.data_dir)).lexically_normal().string();
   auto stores = Open(global);
@@ -223,13 +224,38 @@ int CmdSchedulerRun(const GlobalOptions& global, const ScheduleOptions& options)
     config.debug = [](const std::string& line) { std::cerr << "debug: " << line << std::endl; };
   CronScheduler scheduler(loop, *stores->schedules, config);
   for (int signal : {SIGINT, SIGTERM}) loop.OnSignal(signal, [&] { scheduler.Stop(); });
+  // Events from other threads (the master's gRPC threads) are stored on the loop.
+  ServiceEmit emit = [&loop, &bus, who](const std::string& type, const std::string& data_json) {
+    loop.Post([&bus, who, type, data_json] {
+      nlohmann::json data = nlohmann::json::parse(data_json, nullptr, false);
+      if (data.is_discarded()) data = nlohmann::json::object();
+      EmitEvent(bus->get(), type, data, "", "", who);
+    });
+  };
+  std::function<void()> stop_service;
+  if (started) {
+    Result<std::function<void()>> service = started(emit);
+    if (!service.ok()) return Fail(kExitFailed, service.error());
+    stop_service = *service;
+  }
   std::cout << "scheduler running on " << data_dir << " (Ctrl-C to stop)" << std::endl;
-  if (Status s = scheduler.Start(); !s.ok()) return StoreFailure(s.message());
+  if (Status s = scheduler.Start(); !s.ok()) {
+    if (stop_service) stop_service();
+    return StoreFailure(s.message());
+  }
   loop.RunUntil([&] { return scheduler.done(); });
+  if (stop_service) stop_service();
+  bool flushed = false;  // events the service posted until it stopped are stored first
+  loop.Post([&] { flushed = true; });
+  loop.RunUntil([&] { return flushed; });
   (*bus)->Drain(std::chrono::seconds(10));
   (*bus)->Close();
   std::cout << "scheduler stopped" << std::endl;
   return kExitOk;
+}
+
+int CmdSchedulerRun(const GlobalOptions& global, const ScheduleOptions& options) {
+  return ServeScheduler(global, options.grace, "scheduler", nullptr);
 }
 
 }  // namespace sloth

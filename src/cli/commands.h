@@ -2,9 +2,12 @@
 // process exit code (cli.md "Exit codes").
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "base/status.h"
 
 namespace sloth {
 
@@ -35,6 +38,8 @@ struct RunOptions {
   bool password_stdin = false;     // --password-stdin: the secrets password is stdin's first line
   std::string junit;               // --junit FILE: write the tasks as a JUnit XML report
   std::string ssh;                 // --ssh PROFILE: exec.run goes over SSH (cmd_ssh.cc)
+  std::string master;              // --master ADDR: where delegated tasks go
+  std::vector<std::string> delegate_to;  // -d NAME: agents for every task without its own
 };
 
 int CmdRun(const GlobalOptions& global, const RunOptions& options);
@@ -145,10 +150,19 @@ int CmdSchedulerList(const GlobalOptions& global, const ScheduleOptions& options
 // Runs in the foreground; its events (schedule.*, system.*) go to the event bus.
 int CmdSchedulerRun(const GlobalOptions& global, const ScheduleOptions& options);
 
+// The long-running service behind `scheduler run` and `master start`: the cron scheduler and the
+// event queue on one loop until SIGINT/SIGTERM. `start` (may be empty) starts more work once
+// they are up (the master's server), gets a thread-safe way to emit events with `who` as their
+// source, and returns how to stop that work.
+using ServiceEmit = std::function<void(const std::string& type, const std::string& data_json)>;
+using ServiceStart = std::function<Result<std::function<void()>>(ServiceEmit emit)>;
+int ServeScheduler(const GlobalOptions& global, const std::string& grace, const std::string& who,
+                   const ServiceStart& start);
+
 // `hook ...` (cmd_hook.cc).
 struct HookOptions {
-  std::string name;  // NAME; for `hook add FILE` without --file, the file
-  std::string file;  // add --file
+  std::string name;   // NAME; for `hook add FILE` without --file, the file
+  std::string file;   // add --file
   std::string event;  // add --event: the type pattern
   std::string stack;  // add --stack: only this stack's events
   std::string description;

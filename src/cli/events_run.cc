@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "base/strings.h"
 #include "store/migrations.h"
 
 namespace sloth {
@@ -104,7 +105,7 @@ void TaskEvents::Emit(const std::string& type, size_t index, const std::string& 
   nlohmann::json task = {{"task_name", plan_.task(index).name},
                          {"workflow_name", workflow_},
                          {"stack", stack_},
-                         {"agent_name", ""},
+                         {"agent_name", Join(plan_.task(index).delegate_to, ",")},
                          {"status", status},
                          {"error", rt_.Redact(error)},
                          {"attempt", attempt},

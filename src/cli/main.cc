@@ -5,14 +5,15 @@
 #include <iostream>
 
 #include "base/strings.h"
+#include "base/version.h"
+#include "cli/agent_task.h"
 #include "cli/commands.h"
+#include "cli/distributed.h"
 #include "cli/templates.h"
 #include "exec/loop.h"
 
 namespace sloth {
 namespace {
-
-constexpr char kVersion[] = "0.1.0";
 
 void AddRunFlags(CLI::App* cmd, RunOptions& o) {
   cmd->add_option("name", o.name, "Workflow to run (also the stack name)");
@@ -37,6 +38,11 @@ void AddRunFlags(CLI::App* cmd, RunOptions& o) {
       ->type_name("FILE");
   cmd->add_option("--ssh", o.ssh, "Run exec.run commands on the host of this SSH profile")
       ->type_name("PROFILE");
+  cmd->add_option("--master", o.master, "Master for delegated tasks (host:port)")
+      ->type_name("ADDR");
+  cmd->add_option("-d,--delegate-to", o.delegate_to,
+                  "Run every task without its own delegate_to on this agent; repeatable")
+      ->type_name("NAME");
 }
 
 // Describes the parser's command tree as plain data for `completion`. With fallthrough, a
@@ -407,6 +413,112 @@ int Main(int argc, char** argv) {
   auto* ssh_remove_cmd = ssh->add_subcommand("remove", "Delete an SSH profile");
   ssh_remove_cmd->add_option("name", ssh_remove.name, "Profile name")->required();
   ssh_remove_cmd->callback([&] { rc = CmdSshRemove(global, ssh_remove); });
+
+  // Agents (master/agent mode). `run-task` is hidden: the agent runs it per delegated task.
+  auto* agent_cmd = app.add_subcommand("agent", "Agents (master/agent mode)");
+  agent_cmd->require_subcommand(1);
+  AgentTaskOptions agent_task;
+  auto* agent_run_task = agent_cmd->add_subcommand("run-task", "Run a delegated task's bundle");
+  agent_run_task->group("");
+  agent_run_task->add_option("--agent", agent_task.agent, "This agent's name")->type_name("NAME");
+  agent_run_task->callback([&] { rc = CmdAgentRunTask(global, agent_task); });
+
+  MasterCliOptions master_opts;
+  auto* master = app.add_subcommand("master", "The master: serve agents, manage known masters");
+  auto add_start_flags = [&](CLI::App* cmd) {
+    cmd->add_option("--port", master_opts.port, "Port (default 50053; 0 picks a free one)");
+    cmd->add_option("--bind,--bind-address", master_opts.bind, "Address to bind (default 0.0.0.0)");
+    cmd->add_flag("--daemon", master_opts.daemon, "Run in the background (log in DATA/logs/)");
+    cmd->add_option("--grace", master_opts.grace,
+                    "Scheduler: run a missed schedule time at most this late (default 5m)");
+  };
+  add_start_flags(master);  // bare `master` is `master start` (seed spelling)
+  master->callback([&] {
+    if (master->get_subcommands().empty()) rc = CmdMasterStart(global, master_opts);
+  });
+  auto* master_start = master->add_subcommand("start", "Serve agents and admin clients over mTLS");
+  add_start_flags(master_start);
+  master_start->callback([&] { rc = CmdMasterStart(global, master_opts); });
+  master->add_subcommand("init", "Create the cluster CA and the master/admin certificates")
+      ->callback([&] { rc = CmdMasterInit(global); });
+  auto* master_add = master->add_subcommand("add", "Remember a master by name");
+  master_add->add_option("name", master_opts.name, "Name")->required();
+  master_add->add_option("address", master_opts.address, "HOST:PORT")->required();
+  master_add->add_option("-d,--description", master_opts.description, "Description");
+  master_add->callback([&] { rc = CmdMasterAdd(global, master_opts); });
+  auto* master_list = master->add_subcommand("list", "List the known masters (* = selected)");
+  master_list->add_option("-o,--output", master_opts.output, "table or json")
+      ->type_name("table|json");
+  master_list->callback([&] { rc = CmdMasterList(global, master_opts); });
+  auto* master_select = master->add_subcommand("select", "Use this master by default");
+  master_select->add_option("name", master_opts.name, "Name")->required();
+  master_select->callback([&] { rc = CmdMasterSelect(global, master_opts); });
+  auto* master_show = master->add_subcommand("show", "Show a known master (default: selected)");
+  master_show->add_option("name", master_opts.name, "Name");
+  master_show->callback([&] { rc = CmdMasterShow(global, master_opts); });
+  auto* master_update = master->add_subcommand("update", "Change a known master's address");
+  master_update->add_option("name", master_opts.name, "Name")->required();
+  master_update->add_option("address", master_opts.address, "HOST:PORT")->required();
+  master_update->add_option("-d,--description", master_opts.description, "Description");
+  master_update->callback([&] { rc = CmdMasterUpdate(global, master_opts); });
+  auto* master_remove = master->add_subcommand("remove", "Forget a known master");
+  master_remove->add_option("name", master_opts.name, "Name")->required();
+  master_remove->callback([&] { rc = CmdMasterRemove(global, master_opts); });
+
+  AgentCliOptions agent_opts;
+  auto add_master_flag = [&](CLI::App* cmd) {
+    cmd->add_option("--master", agent_opts.master,
+                    "Master HOST:PORT (default: selected master, $SLOTH_RUNNER_MASTER)");
+  };
+  auto* agent_start = agent_cmd->add_subcommand("start", "Run an agent: dial out to the master");
+  agent_start->add_option("--name", agent_opts.name, "This agent's name")->required();
+  add_master_flag(agent_start);
+  agent_start->add_option("--token", agent_opts.token,
+                          "Join token (first start only; with --simulate: a file of tokens)");
+  agent_start->add_option("--simulate", agent_opts.simulate,
+                          "Run N simulated agents NAME-1..NAME-N in this process (scale tests)");
+  agent_start->add_option("--label", agent_opts.labels, "KEY=VALUE label; repeatable");
+  agent_start->add_flag("--daemon", agent_opts.daemon, "Run in the background (log in DATA/logs/)");
+  agent_start->add_option("--heartbeat", agent_opts.heartbeat, "Heartbeat interval (default 5s)");
+  agent_start->add_option("--report-every", agent_opts.report_every,
+                          "Facts and metrics interval (default 60s)");
+  agent_start
+      ->add_option("--port,--bind-address", agent_opts.ignored_port,
+                   "Seed spelling: agents listen nowhere (explained, ignored)")
+      ->group("");
+  agent_start->callback([&] { rc = CmdAgentStart(global, agent_opts); });
+  auto add_admin = [&](const char* verb, const char* help, bool named) {
+    auto* cmd = agent_cmd->add_subcommand(verb, help);
+    if (named) cmd->add_option("name", agent_opts.name, "Agent name")->required();
+    add_master_flag(cmd);
+    cmd->callback([&, verb] { rc = CmdAgentAdmin(global, verb, agent_opts); });
+    return cmd;
+  };
+  add_admin("list", "List the agents (status, last heartbeat, labels)", false)
+      ->add_option("-o,--output", agent_opts.output, "table or json")
+      ->type_name("table|json");
+  add_admin("get", "Show one agent with its facts and metrics", true)
+      ->add_option("-o,--output", agent_opts.output, "table or json")
+      ->type_name("table|json");
+  add_admin("metrics", "Show an agent's latest metrics (JSON)", true);
+  add_admin("stop", "Ask an agent to exit", true);
+  add_admin("delete", "Remove an agent and revoke its certificate", true);
+  add_admin("shell", "An interactive shell on an agent (a pseudo-terminal over the stream)", true);
+  auto* agent_exec =
+      add_admin("exec", "Run a shell command on an agent (or --all, --label)", false);
+  agent_exec->add_option("name", agent_opts.name, "Agent name (not with --all/--label)");
+  agent_exec->add_option("command", agent_opts.command, "Command (/bin/sh -c)");
+  agent_exec->add_flag("--all", agent_opts.all, "Every active agent");
+  agent_exec->add_option("--label", agent_opts.label, "Every active agent with this KEY=VALUE");
+  agent_exec->add_option("-o,--output", agent_opts.output, "text or json")->type_name("text|json");
+  agent_exec->add_option("--timeout", agent_opts.timeout, "Kill the command after this long");
+  auto* agent_token = agent_cmd->add_subcommand("token", "Join tokens for enrolling agents");
+  agent_token->require_subcommand(1);
+  auto* token_create = agent_token->add_subcommand("create", "Print a one-time join token");
+  add_master_flag(token_create);
+  token_create->add_option("--ttl", agent_opts.ttl, "How long it stays valid (default 1h)");
+  token_create->add_option("--count", agent_opts.count, "Print N tokens, one per line");
+  token_create->callback([&] { rc = CmdAgentAdmin(global, "token", agent_opts); });
 
   std::string shell;
   auto* completion = app.add_subcommand("completion", "Print a shell completion script");

@@ -15,6 +15,8 @@ nlohmann::ordered_json TaskJson(const TaskResult& t) {
   j["changed"] = t.changed;
   j["error"] = t.error.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(t.error);
   if (!t.message.empty()) j["message"] = t.message;
+  if (t.agents.size() == 1) j["agent"] = t.agents[0];
+  if (t.agents.size() > 1) j["agents"] = t.agents;
   j["output"] = nlohmann::ordered_json::parse(t.output_json, nullptr, false);
   if (j["output"].is_discarded()) j["output"] = nlohmann::ordered_json::object();
   return j;

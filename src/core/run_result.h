@@ -18,10 +18,11 @@ std::string_view TaskStatusName(TaskStatus status);
 struct AttemptResult {
   enum class Outcome { kSuccess, kFailed, kSkipped };
   Outcome outcome = Outcome::kSuccess;
-  bool changed = true;      // false when the task reported changed = false
-  std::string message;      // the task's message (success) or error text (failure)
-  std::string output_json;  // the output table as JSON text ("{}" when none)
-  bool final = false;       // a failure that retrying cannot change (abort_if)
+  bool changed = true;              // false when the task reported changed = false
+  std::string message;              // the task's message (success) or error text (failure)
+  std::string output_json;          // the output table as JSON text ("{}" when none)
+  bool final = false;               // a failure that retrying cannot change (abort_if)
+  std::vector<std::string> agents;  // a delegated task: the agents it ran on
 };
 
 struct TaskResult {
@@ -32,6 +33,7 @@ struct TaskResult {
   std::string error;    // failure text
   std::string output_json = "{}";
   bool changed = false;
+  std::vector<std::string> agents;  // a delegated task: the agents it ran on
 };
 
 enum class RunStatus { kSuccess, kFailed, kCancelled };

@@ -198,6 +198,7 @@ void Scheduler::AttemptDone(size_t i, AttemptResult r) {
   }
   TaskResult t = result_.tasks[i];
   t.output_json = r.output_json.empty() ? "{}" : r.output_json;
+  t.agents = r.agents;
   if (r.outcome != AttemptResult::Outcome::kFailed) {
     bool skipped = r.outcome == AttemptResult::Outcome::kSkipped;
     t.status = skipped     ? TaskStatus::kSkipped

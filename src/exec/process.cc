@@ -239,6 +239,17 @@ void Processes::MaybeDone(pid_t pid) {
   if (done) done(std::move(exit));
 }
 
+void Processes::Adopt(pid_t pid, DoneFn done) {
+  loop_.Ref();
+  {
+    std::lock_guard<std::mutex> lock(owners_mu);
+    Owners()[pid] = this;
+  }
+  Child& c = children_[pid];
+  c.started = Clock::now();
+  c.done = std::move(done);
+}
+
 void Processes::Terminate(pid_t pid, Duration grace) {
   auto it = children_.find(pid);
   if (it == children_.end() || it->second.killed) return;

@@ -43,6 +43,10 @@ class Processes {
   // Starts a process; `on_line` sees each output line as it arrives, `done` runs once after it
   // exited and its pipes closed. Fails (no callback) when the program cannot be started.
   Result<pid_t> Spawn(const ProcessSpec& spec, LineFn on_line, DoneFn done);
+  // Takes over a child started some other way (a shell on a pseudo-terminal, which posix_spawn
+  // cannot start): `done` gets its exit like a spawned child's (no output is collected). Call on
+  // the loop thread right after starting it.
+  void Adopt(pid_t pid, DoneFn done);
   // SIGTERM to the process's group, SIGKILL after `grace`. `done` still runs.
   void Terminate(pid_t pid, Duration grace);
   // SIGKILL to every group still running (used on the way out).

@@ -11,6 +11,7 @@
 
 #include "base/strings.h"
 #include "lua/lua_util.h"
+#include "lua/modules/secret.h"
 #include "lua/prelude.h"
 
 namespace fs = std::filesystem;
@@ -158,6 +159,7 @@ std::string Stem(const std::string& path) { return fs::path(path).stem().string(
 }  // namespace
 
 Result<std::vector<LoadedWorkflow>> LoadWorkflows(Runtime& rt, const std::string& path) {
+  TrackLoadedFiles(rt.state());  // what a delegated task ships along
   Status loaded = rt.RunFile(path);
   if (!loaded.ok()) return loaded;
   lua_State* L = rt.state();
@@ -241,7 +243,10 @@ class LuaExecutor : public Executor {
 
   void StartAttempt(size_t i, int attempt, std::function<void(AttemptResult)> done) override;
   void CancelAttempt(size_t i, const std::string& reason) override {
-    rt_.CancelTask(&slots_[i].ctx, reason);
+    if (slots_[i].delegated)
+      info_.delegator->Cancel(plan_.task(i).name, reason);
+    else
+      rt_.CancelTask(&slots_[i].ctx, reason);
   }
   void FinishTask(size_t i, const TaskResult& result, std::function<void()> done) override;
   // Rollback of a failed run: calls the `undo` functions of the tasks that completed in this
@@ -252,14 +257,19 @@ class LuaExecutor : public Executor {
   struct Slot {
     TaskContext ctx;
     int def_ref = LUA_NOREF;
+    bool delegated = false;  // an attempt runs on agents (the Delegator has it)
   };
 
   void PushDef(size_t i) { lua_rawgeti(L_, LUA_REGISTRYINDEX, slots_[i].def_ref); }
   void PushParams(size_t i);
+  void PushRunParams(size_t i, int params);
   void PushThis(size_t i);
   void PushDeps(size_t i);
   Status PrepareWorkdir(size_t i, int attempt);
   AttemptResult Collect(size_t i, lua_State* co, int status);
+  void StartDelegated(size_t i, int attempt, std::function<void(AttemptResult)> done);
+  Result<std::string> MakeBundle(size_t i, int attempt);
+  void StoreOutput(size_t i, const std::string& output_json);
   void CopyArtifacts(size_t i);
   struct HookChain {
     std::vector<const char*> hooks;
@@ -293,6 +303,12 @@ void CopyFields(lua_State* L, int from, int to) {
 
 // params: the workflow's params, then the task's, then what the run knows about the task.
 void LuaExecutor::PushParams(size_t i) {
+  if (info_.params_json) {  // on an agent: the runner's merged params
+    PushJson(L_, nlohmann::json::parse(*info_.params_json, nullptr, false));
+    if (!lua_istable(L_, -1)) lua_pop(L_, 1), lua_newtable(L_);
+    PushRunParams(i, lua_gettop(L_));
+    return;
+  }
   lua_createtable(L_, 0, 8);  // params
   int params = lua_gettop(L_);
   lua_rawgeti(L_, LUA_REGISTRYINDEX, wf_.ref);
@@ -303,6 +319,11 @@ void LuaExecutor::PushParams(size_t i) {
   lua_getfield(L_, -1, "params");  // params def task_params
   CopyFields(L_, lua_gettop(L_), params);
   lua_pop(L_, 2);
+  PushRunParams(i, params);
+}
+
+// What the run knows about task i, into the params table at `params`.
+void LuaExecutor::PushRunParams(size_t i, int params) {
   lua_pushstring(L_, plan_.task(i).name.c_str());
   lua_setfield(L_, params, "task_name");
   lua_pushstring(L_, wf_.spec.name.c_str());
@@ -325,12 +346,21 @@ void LuaExecutor::PushThis(size_t i) {
   lua_setfield(L_, -2, "attempt");
   lua_pushstring(L_, slots_[i].ctx.workdir.c_str());
   lua_setfield(L_, -2, "workdir");
+  if (!info_.agent.empty()) {
+    lua_pushstring(L_, info_.agent.c_str());
+    lua_setfield(L_, -2, "agent");
+  }
   lua_call(L_, 2, 1);  // this
 }
 
 // `deps` is a lazy view: deps.<name> looks the task up when it is read (and caches it), so a
 // long chain of tasks costs nothing per ancestor it does not use.
 void LuaExecutor::PushDeps(size_t i) {
+  if (info_.deps_json) {  // on an agent: the outputs the runner sent
+    PushJson(L_, nlohmann::json::parse(*info_.deps_json, nullptr, false));
+    if (!lua_istable(L_, -1)) lua_pop(L_, 1), lua_newtable(L_);
+    return;
+  }
   lua_newtable(L_);           // deps
   lua_createtable(L_, 0, 2);  // deps meta
   auto* view = static_cast<std::shared_ptr<DepsView>*>(
@@ -435,7 +465,7 @@ void LuaExecutor::StartAttempt(size_t i, int attempt, std::function<void(Attempt
   slot.ctx = TaskContext{};
   slot.ctx.name = t.name;
   slot.ctx.index = i;
-  slot.ctx.attempt = attempt;
+  slot.ctx.attempt = attempt + info_.attempt_offset;
   slot.ctx.always_run = t.always_run;
   if (t.timeout) {
     slot.ctx.deadline = Clock::now() + *t.timeout;
@@ -447,10 +477,14 @@ void LuaExecutor::StartAttempt(size_t i, int attempt, std::function<void(Attempt
     r.message = std::move(message);
     done(std::move(r));
   };
-  if (!t.delegate_to.empty())
+  if (!t.delegate_to.empty() && !info_.delegator && !info_.delegator_error.empty())
+    return fail("task is delegated to " + Join(t.delegate_to, ", ") + ", but " +
+                info_.delegator_error);
+  if (!t.delegate_to.empty() && !info_.delegator)
     return fail("task is delegated to " + Join(t.delegate_to, ", ") +
                 ", but this run has no master to send it to (distributed execution needs "
                 "--master or SLOTH_RUNNER_MASTER)");
+  if (!t.delegate_to.empty()) return StartDelegated(i, attempt, std::move(done));
   if (Status s = PrepareWorkdir(i, attempt); !s.ok()) return fail(s.message());
   PushDef(i);
   lua_getfield(L_, -1, "user");
@@ -510,9 +544,108 @@ AttemptResult LuaExecutor::Collect(size_t i, lua_State* co, int status) {
   return r;
 }
 
+// A delegated attempt: the bundle goes to the Delegator; its log lines join the run's log under
+// the task's name, and its output becomes the task's like a local one (Collect).
+void LuaExecutor::StartDelegated(size_t i, int attempt, std::function<void(AttemptResult)> done) {
+  const TaskSpec& t = plan_.task(i);
+  auto bundle = MakeBundle(i, attempt);
+  if (!bundle.ok()) {
+    AttemptResult r;
+    r.outcome = AttemptResult::Outcome::kFailed;
+    r.message = bundle.error();
+    return done(std::move(r));
+  }
+  DelegateCall call;
+  call.task = t.name;
+  for (const std::string& target : t.delegate_to) {
+    if (StartsWith(target, kDelegateLabelPrefix))
+      call.label = target.substr(std::string_view(kDelegateLabelPrefix).size());
+    else
+      call.agents.push_back(target);
+  }
+  call.keyed = call.agents.size() > 1 || !call.label.empty();
+  call.bundle_json = std::move(*bundle);
+  call.timeout = t.timeout;
+  slots_[i].delegated = true;
+  auto log = [this, name = t.name](const std::string& agent, const std::string& line) {
+    if (rt_.log()) rt_.log()->Log(name, LogLevel::kInfo, "[" + agent + "] " + line);
+  };
+  info_.delegator->Run(call, log, [this, i, done](AttemptResult r) {
+    slots_[i].delegated = false;
+    StoreOutput(i, r.output_json);
+    done(std::move(r));
+  });
+}
+
+// ToJsonText raises a Lua error on a cycle: run it protected.
+Result<std::string> JsonTextOf(lua_State* L, int index) {
+  lua_pushcfunction(L, [](lua_State* co) {
+    std::string text = ToJsonText(co, 1);
+    lua_pushlstring(co, text.data(), text.size());
+    return 1;
+  });
+  lua_pushvalue(L, index < 0 ? index - 1 : index);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    std::string err = lua_tostring(L, -1) ? lua_tostring(L, -1) : "cannot encode";
+    lua_pop(L, 1);
+    return Status::Error(err);
+  }
+  std::string text = lua_tostring(L, -1);
+  lua_pop(L, 1);
+  return text;
+}
+
+Result<std::string> LuaExecutor::MakeBundle(size_t i, int attempt) {
+  const TaskSpec& t = plan_.task(i);
+  auto fail = [&](const std::string& what) {
+    return Status::Error("cannot send task " + t.name + " to an agent: " + what);
+  };
+  if (info_.file.empty()) return fail("the run does not know its workflow file");
+  Bundle b;
+  b.run_id = info_.run_id;
+  b.stack = info_.stack;
+  b.workflow = wf_.spec.name;
+  b.task = t.name;
+  b.attempt = attempt;
+  b.check_mode = rt_.options().check_mode;
+  if (Status s = AddBundleFiles(b, info_.file, LoadedFiles(L_)); !s.ok()) return s;
+  lua_getglobal(L_, "values");
+  auto values = lua_istable(L_, -1) ? JsonTextOf(L_, -1) : Result<std::string>("{}");
+  lua_pop(L_, 1);
+  if (!values.ok()) return fail("values: " + values.error());
+  b.values_json = *values;
+  PushParams(i);
+  auto params = JsonTextOf(L_, -1);
+  lua_pop(L_, 1);
+  if (!params.ok()) return fail("params: " + params.error());
+  b.params_json = *params;
+  nlohmann::json deps = nlohmann::json::object();
+  for (size_t d : plan_.Ancestors(i)) {
+    PushOutput(L_, *deps_view_, d);
+    auto out = JsonTextOf(L_, -1);
+    lua_pop(L_, 1);
+    if (!out.ok()) return fail("output of " + plan_.task(d).name + ": " + out.error());
+    deps[plan_.task(d).name] = nlohmann::json::parse(*out, nullptr, false);
+  }
+  b.deps_json = deps.dump();
+  b.secrets = RunSecretValues(rt_);
+  return BundleToJson(b);
+}
+
+void LuaExecutor::StoreOutput(size_t i, const std::string& output_json) {
+  int& output_ref = deps_view_->output_refs[i];
+  luaL_unref(L_, LUA_REGISTRYINDEX, output_ref);
+  output_ref = LUA_NOREF;
+  nlohmann::json output = nlohmann::json::parse(output_json, nullptr, false);
+  if (!output.is_object()) return;
+  PushJson(L_, output);
+  output_ref = luaL_ref(L_, LUA_REGISTRYINDEX);
+}
+
 void LuaExecutor::CopyArtifacts(size_t i) {
   const TaskSpec& t = plan_.task(i);
   if (rt_.options().check_mode) return;  // a dry run keeps nothing
+  if (!t.delegate_to.empty()) return;    // its files are on the agents
   for (const std::string& pattern : t.artifacts) {
     glob_t g{};
     std::string full = slots_[i].ctx.workdir + "/" + pattern;
@@ -539,6 +672,9 @@ void LuaExecutor::FinishTask(size_t i, const TaskResult& result, std::function<v
   if (ok) completed_.push_back(i);
   if (ok) CopyArtifacts(i);
   std::vector<const char*> hooks;
+  // A delegated task's hooks ran on the agent, with the task.
+  bool local = plan_.task(i).delegate_to.empty();
+  if (!local) return done();
   if (ok) hooks.push_back("on_success");
   if (failed && StartsWith(result.error, "timed out")) hooks.push_back("on_timeout");
   if (failed) hooks.push_back("on_failure");
@@ -594,6 +730,7 @@ int LuaExecutor::UndoCompleted() {
 
 // Calls task i's undo function as undo(this, params, output) and waits for it.
 bool LuaExecutor::Undo(size_t i) {
+  if (!plan_.task(i).delegate_to.empty()) return false;  // nothing of it is here to undo
   PushDef(i);
   bool has_undo = lua_getfield(L_, -1, "undo") == LUA_TFUNCTION;
   lua_pop(L_, 2);

@@ -9,6 +9,7 @@
 #include "core/executor.h"
 #include "core/plan.h"
 #include "core/scheduler.h"
+#include "lua/delegate.h"
 #include "lua/runtime.h"
 
 namespace sloth {
@@ -29,7 +30,17 @@ struct RunInfo {
   std::string artifacts_dir;        // where artifacts of this run are kept
   std::optional<int> max_parallel;  // --parallel
   bool check_mode = false;
-  Gate* gate = nullptr;             // --interactive
+  Gate* gate = nullptr;  // --interactive
+  std::string file;      // the workflow file, absolute: what delegated tasks ship
+  // Sends delegated tasks (:delegate_to) to agents. None: they fail, with `delegator_error`
+  // (why it could not be opened) or a note that the run has no master.
+  Delegator* delegator = nullptr;
+  std::string delegator_error;
+  // On an agent (`agent run-task`), what the task sees instead of what this run computed.
+  std::string agent;                       // this.agent.get()
+  std::optional<std::string> params_json;  // the runner's params ({} of the run still added)
+  std::optional<std::string> deps_json;    // {task: output}: `deps` instead of this run's
+  int attempt_offset = 0;                  // this.attempt = the runner's attempt
 };
 
 struct WorkflowOutcome {

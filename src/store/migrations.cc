@@ -178,6 +178,33 @@ const std::vector<Migration>& StoreMigrations() {
        "  known_hosts TEXT NOT NULL DEFAULT '',"
        "  created_at INTEGER NOT NULL"
        ") WITHOUT ROWID;"},
+      // The master's agent registry (distributed.md): enrolled agents, one-time join tokens
+      // (only a hash of the secret is kept) and revoked certificate fingerprints.
+      {7,
+       "CREATE TABLE agents ("
+       "  name TEXT PRIMARY KEY,"
+       "  fingerprint TEXT NOT NULL,"
+       "  labels TEXT NOT NULL DEFAULT '{}',"
+       "  address TEXT NOT NULL DEFAULT '',"
+       "  version TEXT NOT NULL DEFAULT '',"
+       "  facts TEXT NOT NULL DEFAULT '{}',"
+       "  metrics TEXT NOT NULL DEFAULT '{}',"
+       "  enrolled_at INTEGER NOT NULL,"
+       "  last_heartbeat INTEGER NOT NULL DEFAULT 0"
+       ") WITHOUT ROWID;"
+       "CREATE TABLE join_tokens ("
+       "  id TEXT PRIMARY KEY,"
+       "  secret_hash TEXT NOT NULL,"
+       "  created_at INTEGER NOT NULL,"
+       "  expires_at INTEGER NOT NULL,"
+       "  used_at INTEGER,"
+       "  used_by TEXT NOT NULL DEFAULT ''"
+       ") WITHOUT ROWID;"
+       "CREATE TABLE revoked_certs ("
+       "  fingerprint TEXT PRIMARY KEY,"
+       "  name TEXT NOT NULL,"
+       "  revoked_at INTEGER NOT NULL"
+       ") WITHOUT ROWID;"},
   };
   return migrations;
 }

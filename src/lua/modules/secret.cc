@@ -101,6 +101,21 @@ void SetSecrets(Runtime& rt, const RunSecrets& secrets) {
   lua_setglobal(L, "secrets");
 }
 
+std::map<std::string, std::string> RunSecretValues(Runtime& rt) {
+  lua_State* L = rt.state();
+  std::map<std::string, std::string> out;
+  if (lua_getfield(L, LUA_REGISTRYINDEX, kValuesKey) == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING)
+        out[lua_tostring(L, -2)] = std::string(lua_tostring(L, -1), lua_rawlen(L, -1));
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  return out;
+}
+
 const Module& SecretModule() {
   static const Module m = {
       "secret",

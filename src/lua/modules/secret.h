@@ -18,5 +18,7 @@ struct RunSecrets {
 // none) and secret.get. Reading a locked name raises an error that says how to give the
 // password. The values join the runtime's redactor. Replaces what an earlier call set.
 void SetSecrets(Runtime& rt, const RunSecrets& secrets);
+// The values SetSecrets gave (locked names left out): what a delegated task takes along.
+std::map<std::string, std::string> RunSecretValues(Runtime& rt);
 
 }  // namespace sloth

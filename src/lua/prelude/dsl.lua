@@ -33,6 +33,16 @@ local function string_list(level, what, v)
   return out
 end
 
+-- delegate_to: an agent name, a list of names, or { label = "k=v" } (kept as "label:k=v", which
+-- the C++ side reads as every agent with that label).
+local function delegate_list(level, v)
+  if type(v) == "table" and v.label ~= nil then
+    check_type(level + 1, "delegate_to.label", v.label, "string")
+    return { "label:" .. v.label }
+  end
+  return string_list(level + 1, "delegate_to", v)
+end
+
 local function duration(level, what, v)
   local seconds, err = internal.duration(v)
   if not seconds then fail(level + 1, "%s: %s", what, err) end
@@ -87,7 +97,7 @@ setters.undo = fn_only("undo")
 function setters.artifacts(def, v, level) def.artifacts = string_list(level + 1, "artifacts", v) end
 function setters.consumes(def, v, level) def.consumes = string_list(level + 1, "consumes", v) end
 function setters.tags(def, v, level) def.tags = string_list(level + 1, "tags", v) end
-function setters.delegate_to(def, v, level) def.delegate_to = string_list(level + 1, "delegate_to", v) end
+function setters.delegate_to(def, v, level) def.delegate_to = delegate_list(level + 1, v) end
 function setters.async(def, v, level)
   if v == nil then v = true end
   check_type(level + 1, "async", v, "boolean")
@@ -243,7 +253,7 @@ local function set_workflow_field(wf, key, value, level)
     fail(level + 1, "workflow %q: %s must be a %s, got %s", wf.name, key, expected, type(value))
   end
   if key == "tasks" then value = normalize_tasks(value, level + 1) end
-  if key == "delegate_to" then value = string_list(level + 1, "delegate_to", value) end
+  if key == "delegate_to" then value = delegate_list(level + 1, value) end
   wf[key] = value
 end
 

@@ -1,0 +1,53 @@
+// The plugin object the CLI gets from sloth_rpc_plugin() (plugin_entry.cc).
+#include <cstdio>
+
+#include "rpc/agent.h"
+#include "rpc/client.h"
+#include "rpc/credentials.h"
+#include "rpc/master.h"
+#include "rpc/state_remote.h"
+
+namespace sloth {
+namespace {
+
+class Plugin final : public RpcPlugin {
+ public:
+  int MasterInit(const std::string& data_dir) override {
+    bool created = false;
+    if (Status s = InitCluster(data_dir, &created); !s.ok()) {
+      std::fprintf(stderr, "error: %s\n", s.message().c_str());
+      return 1;
+    }
+    std::printf(
+        "%s %s\n",
+        created ? "created the cluster CA and certificates in" : "the cluster is set up already in",
+        ClusterDir(data_dir).c_str());
+    return 0;
+  }
+  Result<std::unique_ptr<MasterServer>> StartMaster(const MasterStartOptions& options) override {
+    return sloth::StartMaster(options);
+  }
+  int AgentStart(const AgentStartOptions& options) override { return RunAgent(options); }
+  int AgentCommand(const AgentCommandOptions& options) override { return RunAgentCommand(options); }
+  Result<std::unique_ptr<Delegator>> OpenDelegator(Loop& loop, const std::string& data_dir,
+                                                   const std::string& master) override {
+    return MakeRemoteDelegator(loop, data_dir, master);
+  }
+  Result<std::unique_ptr<StateStore>> OpenRemoteState(const std::string& data_dir,
+                                                      const std::string& agent,
+                                                      const std::string& master) override {
+    std::string dir = AgentDir(data_dir, agent);
+    Result<std::string> ca = ReadTextFile(dir + "/ca.crt");
+    Result<std::string> key = ReadTextFile(dir + "/agent.key");
+    Result<std::string> cert = ReadTextFile(dir + "/agent.crt");
+    if (!ca.ok() || !key.ok() || !cert.ok())
+      return Status::Error("no agent certificate in " + dir + " for the master's state store");
+    return MakeRemoteStateStore(MakeChannel(master, TlsCredentials(*ca, *key, *cert)));
+  }
+};
+
+}  // namespace
+
+RpcPlugin* NewRpcPlugin() { return new Plugin(); }
+
+}  // namespace sloth
