@@ -591,5 +591,94 @@ TEST(Distributed, TwentySimulatedAgentsInOneProcess) {
   EXPECT_EQ(ok, std::set<std::string>(names.begin(), names.end())) << arr.dump(1);
 }
 
+// `agent shell`: what is typed reaches a shell on a pseudo-terminal on the agent; its exit status
+// is the command's.
+TEST(Distributed, AgentShellRunsAShellOnAPseudoTerminal) {
+  Sandbox box;
+  Cluster c(box);
+  ASSERT_TRUE(c.StartMaster()) << c.MasterLog();
+  c.StartAgent("sh1");
+  ASSERT_TRUE(c.WaitActive({"sh1"}, seconds(15))) << c.AllAgentLogs();
+  CmdResult r = box.Run({"agent", "shell", "sh1", "--master", c.master()},
+                        "echo shell-says $((6*7)); tty; stty size\nexit 0\n", seconds(20));
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_NE(r.out.find("shell-says 42"), std::string::npos) << Describe(r);
+  EXPECT_NE(r.out.find("/dev/pts/"), std::string::npos) << Describe(r);
+  EXPECT_NE(r.out.find("24 80"), std::string::npos) << Describe(r);  // no terminal here: 24x80
+  CmdResult failed =
+      box.Run({"agent", "shell", "sh1", "--master", c.master()}, "exit 4\n", seconds(20));
+  EXPECT_EQ(failed.exit_code, 1) << Describe(failed);
+  // The end of input ends the shell (Ctrl-D), even without `exit`.
+  CmdResult eof = box.Run({"agent", "shell", "sh1", "--master", c.master()}, "true\n", seconds(20));
+  EXPECT_EQ(eof.exit_code, 0) << Describe(eof);
+  CmdResult ghost = box.Run({"agent", "shell", "ghost", "--master", c.master()}, "", seconds(20));
+  EXPECT_EQ(ghost.exit_code, 1) << Describe(ghost);
+  EXPECT_NE(ghost.err.find("not found"), std::string::npos) << Describe(ghost);
+}
+
+// Inside delegated tasks, state.* is the master's store: two agents incrementing under
+// state.with_lock at once lose no update, and the master's data dir sees the values.
+TEST(Distributed, DelegatedStateIsTheMastersStoreAndItsLockIsShared) {
+  Sandbox box;
+  Cluster c(box);
+  ASSERT_TRUE(c.StartMaster()) << c.MasterLog();
+  c.StartAgent("s1");
+  c.StartAgent("s2");
+  ASSERT_TRUE(c.WaitActive({"s1", "s2"}, seconds(15))) << c.AllAgentLogs();
+  box.Write("wf.sloth", R"(
+local bump = task("bump")
+  :delegate_to({ "s1", "s2" })
+  :command(function(this)
+    for i = 1, 20 do
+      state.with_lock("counter-lock", function()
+        local n = state.get("counter") or 0
+        state.set("counter", n + 1)
+      end)
+    end
+    state.set("seen-" .. this.agent.get(), true)
+    return true
+  end)
+  :build()
+workflow.define("w", { tasks = { bump } })
+)");
+  CmdResult run = c.Cli({"run", "w", "-f", "wf.sloth", "-o", "json"}, seconds(60));
+  ASSERT_EQ(run.exit_code, 0) << Describe(run);
+  json doc = json::parse(run.out, nullptr, false);
+  EXPECT_EQ(doc["tasks"]["bump"]["agents"], json::array({"s1", "s2"})) << run.out;
+  CmdResult counter = box.Run({"state", "get", "counter"});  // the master's data dir
+  EXPECT_EQ(counter.out, "40\n") << Describe(counter);
+  EXPECT_EQ(box.Run({"state", "get", "seen-s1"}).out, "true\n");
+  EXPECT_EQ(box.Run({"state", "get", "seen-s2"}).out, "true\n");
+}
+
+// The master records agent.* events and runs the scheduler (system.startup).
+TEST(Distributed, TheMasterEmitsAgentEvents) {
+  Sandbox box;
+  Cluster c(box);
+  ASSERT_TRUE(c.StartMaster()) << c.MasterLog();
+  pid_t agent = c.StartAgent("ev1", {"--label", "role=db"});
+  ASSERT_TRUE(c.WaitActive({"ev1"}, seconds(15))) << c.AllAgentLogs();
+  c.Kill(agent);
+  ASSERT_TRUE(WaitFor([&] { return c.StatusOf("ev1") == "Inactive"; }, seconds(10)));
+  auto types = [&] {
+    CmdResult r = box.Run({"events", "list", "-o", "json", "--limit", "0"});
+    std::set<std::string> seen;
+    json list = json::parse(r.out, nullptr, false);
+    if (list.is_array())
+      for (const json& e : list) seen.insert(e.value("type", ""));
+    return seen;
+  };
+  ASSERT_TRUE(WaitFor([&] { return types().count("agent.disconnected") > 0; }, seconds(10)))
+      << c.MasterLog();
+  std::set<std::string> seen = types();
+  for (const char* t : {"system.startup", "agent.registered", "agent.connected"})
+    EXPECT_EQ(seen.count(t), 1u) << t;
+  CmdResult connected = box.Run({"events", "list", "--type", "agent.connected", "-o", "json"});
+  json list = json::parse(connected.out, nullptr, false);
+  ASSERT_TRUE(list.is_array() && !list.empty()) << connected.out;
+  EXPECT_EQ(list[0]["data"]["agent"]["name"], "ev1") << connected.out;
+  EXPECT_EQ(list[0]["data"]["agent"]["labels"]["role"], "db") << connected.out;
+}
+
 }  // namespace
 }  // namespace sloth::e2e
