@@ -651,6 +651,36 @@ workflow.define("w", { tasks = { bump } })
   EXPECT_EQ(box.Run({"state", "get", "seen-s2"}).out, "true\n");
 }
 
+// stack.* inside a delegated task records on the run's stack in the master's store: a second run
+// finds the resource unchanged.
+TEST(Distributed, DelegatedStackCallsRecordOnTheRunnersStack) {
+  Sandbox box;
+  Cluster c(box);
+  ASSERT_TRUE(c.StartMaster()) << c.MasterLog();
+  c.StartAgent("k1");
+  ASSERT_TRUE(c.WaitActive({"k1"}, seconds(15))) << c.AllAgentLogs();
+  box.Write("wf.sloth", R"(
+local t = task("vm"):delegate_to("k1"):command(function()
+  local status = stack.register_resource({ type = "vm", name = "web", properties = { size = 2 } })
+  return true, "ok", { status = status, stack = stack.current().name }
+end):build()
+workflow.define("infra", { tasks = { t } })
+)");
+  CmdResult first = c.Cli({"run", "infra", "-f", "wf.sloth", "-o", "json"}, seconds(60));
+  ASSERT_EQ(first.exit_code, 0) << Describe(first);
+  json doc = json::parse(first.out, nullptr, false);
+  EXPECT_EQ(doc["tasks"]["vm"]["output"]["status"], "created") << first.out;
+  EXPECT_EQ(doc["tasks"]["vm"]["output"]["stack"], "infra") << first.out;
+  CmdResult resources = box.Run({"stack", "resources", "infra", "-o", "json"});
+  json list = json::parse(resources.out, nullptr, false);
+  ASSERT_TRUE(list.is_array() && list.size() == 1) << Describe(resources);
+  EXPECT_EQ(list[0]["name"], "web");
+  CmdResult second = c.Cli({"run", "infra", "-f", "wf.sloth", "-o", "json"}, seconds(60));
+  ASSERT_EQ(second.exit_code, 0) << Describe(second);
+  EXPECT_EQ(json::parse(second.out, nullptr, false)["tasks"]["vm"]["output"]["status"], "unchanged")
+      << second.out;
+}
+
 // The master records agent.* events and runs the scheduler (system.startup).
 TEST(Distributed, TheMasterEmitsAgentEvents) {
   Sandbox box;

@@ -148,7 +148,17 @@ Result<TaskResult> RunBundle(const Bundle& bundle, const std::string& data_dir,
   info.deps_json = bundle.deps_json;
   info.attempt_offset = bundle.attempt - 1;
   std::vector<std::string> resources;
-  RunScope scope{bundle.stack, "", bundle.run_id, nullptr, &resources};
+  // Under an agent, stack.* records on the runner's stack in the master's store.
+  std::unique_ptr<StackStore> stacks;
+  if (master && *master && !bundle.stack_id.empty()) {
+    Result<RpcPlugin*> plugin = LoadRpcPlugin();
+    if (!plugin.ok()) return plugin.status();
+    auto remote = (*plugin)->OpenRemoteStack(data_dir, agent, master);
+    if (!remote.ok()) return remote.status();
+    stacks = std::move(*remote);
+  }
+  RunScope scope{bundle.stack, stacks ? bundle.stack_id : "", bundle.run_id, stacks.get(),
+                 &resources};
   rt.SetRunScope(&scope);
   // The agent stops a task by SIGTERM (the runner's Cancel): fail it like a local cancel.
   Scheduler* current = nullptr;

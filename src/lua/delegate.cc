@@ -124,6 +124,7 @@ std::string BundleToJson(const Bundle& b) {
   json j = {{"version", 1},
             {"run_id", b.run_id},
             {"stack", b.stack},
+            {"stack_id", b.stack_id},
             {"workflow", b.workflow},
             {"task", b.task},
             {"attempt", b.attempt},
@@ -153,6 +154,7 @@ Result<Bundle> ParseBundle(const std::string& text) {
     b.task = j["task"];
     b.entry = j["entry"];
     b.stack = j.value("stack", b.workflow);
+    b.stack_id = j.value("stack_id", "");
     b.attempt = j.value("attempt", 1);
     b.check_mode = j.value("check_mode", false);
     if (!j.contains("files") || !j["files"].is_object()) return bad("missing files");

@@ -53,6 +53,7 @@ namespace sloth {
 //  deps:{task: output}, secrets:{name: value}, check_mode}.
 struct Bundle {
   std::string run_id, stack, workflow, task;
+  std::string stack_id;  // the runner's stack (on the master's store, for stack.*)
   int attempt = 1;
   std::string entry;                         // the workflow file, relative to the bundle's root
   std::map<std::string, std::string> files;  // relative path -> content

@@ -604,6 +604,7 @@ Result<std::string> LuaExecutor::MakeBundle(size_t i, int attempt) {
   Bundle b;
   b.run_id = info_.run_id;
   b.stack = info_.stack;
+  b.stack_id = info_.stack_id;
   b.workflow = wf_.spec.name;
   b.task = t.name;
   b.attempt = attempt;

@@ -13,6 +13,7 @@
 #include "rpc/hub.h"
 #include "rpc/state_remote.h"
 #include "store/migrations.h"
+#include "store/sqlite_stack_store.h"
 #include "store/sqlite_state_store.h"
 
 namespace sloth {
@@ -426,8 +427,13 @@ grpc::Status FromStatus(const Status& s, StatusCode code) {
 
 class MasterService final : public v1::Master::CallbackService {
  public:
-  MasterService(Hub& hub, pki::KeyCert ca, std::unique_ptr<StateStore> state)
-      : hub_(hub), auth_(hub), ca_(std::move(ca)), state_(std::move(state)) {
+  MasterService(Hub& hub, pki::KeyCert ca, std::unique_ptr<StateStore> state,
+                std::unique_ptr<StackStore> stacks)
+      : hub_(hub),
+        auth_(hub),
+        ca_(std::move(ca)),
+        state_(std::move(state)),
+        stacks_(std::move(stacks)) {
     Result<pki::CertInfo> info = pki::Inspect(ca_.cert_pem);
     ca_hash_ = info.ok() ? info->fingerprint : "";
   }
@@ -509,13 +515,30 @@ class MasterService final : public v1::Master::CallbackService {
 
   grpc::ServerUnaryReactor* State(CallbackServerContext* ctx, const v1::StateCall* req,
                                   v1::StateReply* resp) override {
+    return Store(ctx, *req, resp, [this](const std::string& method, const nlohmann::json& args) {
+      return ServeStateCall(*state_, method, args);
+    });
+  }
+
+  grpc::ServerUnaryReactor* Stack(CallbackServerContext* ctx, const v1::StateCall* req,
+                                  v1::StateReply* resp) override {
+    return Store(ctx, *req, resp, [this](const std::string& method, const nlohmann::json& args) {
+      return ServeStackCall(*stacks_, method, args);
+    });
+  }
+
+ private:
+  // A State or Stack call: any role of the cluster; the stores' errors go in the reply.
+  template <typename Serve>
+  grpc::ServerUnaryReactor* Store(CallbackServerContext* ctx, const v1::StateCall& req,
+                                  v1::StateReply* resp, Serve serve) {
     auto* reactor = ctx->DefaultReactor();
     Peer peer;
     grpc::Status s = auth_.Check(ctx, "", &peer);
     if (s.ok()) {
-      nlohmann::json args = nlohmann::json::parse(req->args_json(), nullptr, false);
-      std::lock_guard lock(state_mu_);
-      Result<nlohmann::json> r = ServeStateCall(*state_, req->method(), args);
+      nlohmann::json args = nlohmann::json::parse(req.args_json(), nullptr, false);
+      std::lock_guard lock(store_mu_);
+      Result<nlohmann::json> r = serve(req.method(), args);
       if (r.ok())
         resp->set_result_json(r->dump());
       else
@@ -525,7 +548,6 @@ class MasterService final : public v1::Master::CallbackService {
     return reactor;
   }
 
- private:
   grpc::Status DoEnroll(CallbackServerContext* ctx, const v1::EnrollRequest& req,
                         v1::EnrollResponse* resp) {
     auto refuse = [&](const std::string& why) {
@@ -557,16 +579,17 @@ class MasterService final : public v1::Master::CallbackService {
   Authenticator auth_;
   pki::KeyCert ca_;
   std::string ca_hash_;
-  std::mutex state_mu_;  // one connection, calls from many gRPC threads
+  std::mutex store_mu_;  // one connection, calls from many gRPC threads
   std::unique_ptr<StateStore> state_;
+  std::unique_ptr<StackStore> stacks_;
 };
 
 class Server final : public MasterServer {
  public:
   Server(std::shared_ptr<Db> db, HubOptions hub_options, pki::KeyCert ca,
-         std::unique_ptr<StateStore> state)
+         std::unique_ptr<StateStore> state, std::unique_ptr<StackStore> stacks)
       : hub_(std::move(db), std::move(hub_options)),
-        service_(hub_, std::move(ca), std::move(state)) {}
+        service_(hub_, std::move(ca), std::move(state), std::move(stacks)) {}
   ~Server() override {
     if (server_) {
       Log("master stopping");
@@ -613,7 +636,12 @@ Result<std::unique_ptr<MasterServer>> StartMaster(const MasterStartOptions& opti
   hub_options.emit = options.emit;
   auto state = SqliteStateStore::Open(DatabasePath(options.data_dir));
   if (!state.ok()) return state.status();
-  auto server = std::make_unique<Server>(*db, hub_options, *ca, std::move(*state));
+  // The stores of delegated tasks' state.* and stack.* calls: their own connection.
+  auto store_db = OpenDatabase(DatabasePath(options.data_dir));
+  if (!store_db.ok()) return store_db.status();
+  auto stacks = std::make_unique<SqliteStackStore>(*store_db);
+  auto server =
+      std::make_unique<Server>(*db, hub_options, *ca, std::move(*state), std::move(stacks));
   if (Status s = server->Start(options, *creds); !s.ok()) return s;
   return std::unique_ptr<MasterServer>(std::move(server));
 }

@@ -36,13 +36,30 @@ class Plugin final : public RpcPlugin {
   Result<std::unique_ptr<StateStore>> OpenRemoteState(const std::string& data_dir,
                                                       const std::string& agent,
                                                       const std::string& master) override {
+    auto channel = AgentChannel(data_dir, agent, master);
+    if (!channel.ok()) return channel.status();
+    return MakeRemoteStateStore(*channel);
+  }
+  Result<std::unique_ptr<StackStore>> OpenRemoteStack(const std::string& data_dir,
+                                                      const std::string& agent,
+                                                      const std::string& master) override {
+    auto channel = AgentChannel(data_dir, agent, master);
+    if (!channel.ok()) return channel.status();
+    return MakeRemoteStackStore(*channel);
+  }
+
+ private:
+  // A delegated task talks to the master with its agent's certificate.
+  static Result<std::shared_ptr<grpc::Channel>> AgentChannel(const std::string& data_dir,
+                                                             const std::string& agent,
+                                                             const std::string& master) {
     std::string dir = AgentDir(data_dir, agent);
     Result<std::string> ca = ReadTextFile(dir + "/ca.crt");
     Result<std::string> key = ReadTextFile(dir + "/agent.key");
     Result<std::string> cert = ReadTextFile(dir + "/agent.crt");
     if (!ca.ok() || !key.ok() || !cert.ok())
-      return Status::Error("no agent certificate in " + dir + " for the master's state store");
-    return MakeRemoteStateStore(MakeChannel(master, TlsCredentials(*ca, *key, *cert)));
+      return Status::Error("no agent certificate in " + dir + " to reach the master's stores");
+    return MakeChannel(master, TlsCredentials(*ca, *key, *cert));
   }
 };
 

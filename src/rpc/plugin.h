@@ -9,6 +9,7 @@
 
 #include "base/duration.h"
 #include "base/status.h"
+#include "core/stack_store.h"
 #include "core/state_store.h"
 #include "exec/loop.h"
 #include "lua/delegate.h"
@@ -67,6 +68,10 @@ class RpcPlugin {
                                                            const std::string& master) = 0;
   // The master's state store, for a delegated task running on agent `agent` (its certificate).
   virtual Result<std::unique_ptr<StateStore>> OpenRemoteState(const std::string& data_dir,
+                                                              const std::string& agent,
+                                                              const std::string& master) = 0;
+  // Likewise its stack store (stack.* inside a delegated task).
+  virtual Result<std::unique_ptr<StackStore>> OpenRemoteStack(const std::string& data_dir,
                                                               const std::string& agent,
                                                               const std::string& master) = 0;
 };

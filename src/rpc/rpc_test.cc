@@ -16,6 +16,7 @@
 #include "rpc/state_remote.h"
 #include "sloth/v1/agent.grpc.pb.h"
 #include "store/migrations.h"
+#include "store/sqlite_stack_store.h"
 #include "store/sqlite_state_store.h"
 
 namespace sloth {
@@ -135,6 +136,26 @@ TEST_F(StateCallTest, BadCallsAreErrorsNotCrashes) {
   EXPECT_FALSE(ServeStateCall(*store_, "get", {{"key", 5}}).ok());
   EXPECT_FALSE(ServeStateCall(*store_, "set", nlohmann::json::array()).ok());
   EXPECT_FALSE(ServeStateCall(*store_, "try_lock", {{"name", "L"}}).ok());
+}
+
+TEST_F(StateCallTest, StackCallsReachTheStoreAndBadOnesAreErrors) {
+  SqliteStackStore stacks(db_);
+  auto stack = stacks.EnsureStack("prod", "");
+  ASSERT_TRUE(stack.ok());
+  nlohmann::json resource = {{"type", "vm"}, {"name", "web"}, {"properties_json", "{}"}};
+  auto put =
+      ServeStackCall(stacks, "put_resource", {{"stack_id", stack->id}, {"resource", resource}});
+  ASSERT_TRUE(put.ok()) << put.error();
+  auto got = ServeStackCall(stacks, "get_resource",
+                            {{"stack_id", stack->id}, {"type", "vm"}, {"name", "web"}});
+  ASSERT_TRUE(got.ok()) << got.error();
+  EXPECT_EQ((*got)["resource"]["name"], "web");
+  auto found = ServeStackCall(stacks, "find_stack", {{"name", "prod"}});
+  ASSERT_TRUE(found.ok());
+  EXPECT_EQ((*found)["stack"]["id"], stack->id);
+  EXPECT_FALSE(ServeStackCall(stacks, "delete_stack", {{"name", "prod"}}).ok());
+  EXPECT_FALSE(ServeStackCall(stacks, "put_resource", {{"stack_id", stack->id}}).ok());
+  EXPECT_FALSE(ServeStackCall(stacks, "get_resource", nlohmann::json::array()).ok());
 }
 
 }  // namespace

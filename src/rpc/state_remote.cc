@@ -181,10 +181,49 @@ const std::unordered_map<std::string, Handler>& Handlers() {
   return handlers;
 }
 
+// One JSON call on the master (State or Stack), its reply decoded without exceptions.
+class RemoteCaller {
+ public:
+  using Rpc = grpc::Status (v1::Master::Stub::*)(grpc::ClientContext*, const v1::StateCall&,
+                                                 v1::StateReply*);
+  RemoteCaller(std::shared_ptr<grpc::Channel> channel, Rpc rpc, std::string what)
+      : stub_(v1::Master::NewStub(channel)), rpc_(rpc), what_(std::move(what)) {}
+
+  Result<json> Call(const std::string& method, const json& args) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    v1::StateCall req;
+    req.set_method(method);
+    req.set_args_json(args.dump());
+    v1::StateReply reply;
+    grpc::Status s = ((*stub_).*rpc_)(&ctx, req, &reply);
+    if (!s.ok()) return Status::Error(what_ + ": " + s.error_message());
+    if (!reply.error().empty()) return Status::Error(reply.error());
+    json r = json::parse(reply.result_json(), nullptr, false);
+    if (!r.is_object()) return Status::Error(what_ + " sent an unreadable reply");
+    return r;
+  }
+  // Decodes a reply; a reply of the wrong shape is an error, not an exception.
+  template <typename Fn>
+  auto Map(Result<json> r, Fn fn) -> Result<decltype(fn(std::declval<const json&>()))> {
+    if (!r.ok()) return r.status();
+    try {
+      return fn(*r);
+    } catch (const json::exception& e) {
+      return Status::Error(what_ + " sent a bad reply: " + e.what());
+    }
+  }
+
+ private:
+  std::unique_ptr<v1::Master::Stub> stub_;
+  Rpc rpc_;
+  std::string what_;
+};
+
 class RemoteStateStore final : public StateStore {
  public:
   explicit RemoteStateStore(std::shared_ptr<grpc::Channel> channel)
-      : stub_(v1::Master::NewStub(channel)) {}
+      : caller_(channel, &v1::Master::Stub::State, "the master's state store") {}
 
   Result<std::optional<std::string>> Get(const std::string& key) override {
     return Map(Call("get", {{"key", key}}), [](const json& r) { return OptText(r, "value"); });
@@ -270,28 +309,11 @@ class RemoteStateStore final : public StateStore {
 
  private:
   Result<json> Call(const std::string& method, const json& args) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    v1::StateCall req;
-    req.set_method(method);
-    req.set_args_json(args.dump());
-    v1::StateReply reply;
-    grpc::Status s = stub_->State(&ctx, req, &reply);
-    if (!s.ok()) return Status::Error("the master's state store: " + s.error_message());
-    if (!reply.error().empty()) return Status::Error(reply.error());
-    json r = json::parse(reply.result_json(), nullptr, false);
-    if (!r.is_object()) return Status::Error("the master's state store sent an unreadable reply");
-    return r;
+    return caller_.Call(method, args);
   }
-  // Decodes a reply; a reply of the wrong shape is an error, not an exception.
   template <typename Fn>
-  static auto Map(Result<json> r, Fn fn) -> Result<decltype(fn(std::declval<const json&>()))> {
-    if (!r.ok()) return r.status();
-    try {
-      return fn(*r);
-    } catch (const json::exception& e) {
-      return Status::Error(std::string("the master's state store sent a bad reply: ") + e.what());
-    }
+  auto Map(Result<json> r, Fn fn) -> Result<decltype(fn(std::declval<const json&>()))> {
+    return caller_.Map(std::move(r), fn);
   }
   Result<bool> Bool(const std::string& m, const json& a) {
     return Map(Call(m, a), [](const json& r) { return r.at("ok").get<bool>(); });
@@ -303,7 +325,168 @@ class RemoteStateStore final : public StateStore {
     return Map(Call(m, a), [](const json& r) { return r.at("value").get<std::string>(); });
   }
 
-  std::unique_ptr<v1::Master::Stub> stub_;
+  RemoteCaller caller_;
+};
+
+// --- stack.* ----------------------------------------------------------------------------------
+
+json StackJson(const StackInfo& st) {
+  return {{"id", st.id},
+          {"name", st.name},
+          {"description", st.description},
+          {"workflow_file", st.workflow_file},
+          {"status", st.status},
+          {"outputs_json", st.outputs_json},
+          {"created_at_ms", st.created_at_ms},
+          {"updated_at_ms", st.updated_at_ms}};
+}
+StackInfo StackFrom(const json& j) {
+  StackInfo st;
+  st.id = j.at("id");
+  st.name = j.at("name");
+  st.description = j.value("description", "");
+  st.workflow_file = j.value("workflow_file", "");
+  st.status = j.value("status", "created");
+  st.outputs_json = j.value("outputs_json", "{}");
+  st.created_at_ms = j.value("created_at_ms", int64_t{0});
+  st.updated_at_ms = j.value("updated_at_ms", int64_t{0});
+  return st;
+}
+json ResourceJson(const ResourceRecord& r) {
+  return {{"type", r.type},
+          {"name", r.name},
+          {"module", r.module},
+          {"properties_json", r.properties_json},
+          {"dependencies_json", r.dependencies_json},
+          {"state", r.state},
+          {"attributes_json", r.attributes_json},
+          {"run_id", r.run_id},
+          {"created_at_ms", r.created_at_ms},
+          {"updated_at_ms", r.updated_at_ms}};
+}
+ResourceRecord ResourceFrom(const json& j) {
+  ResourceRecord r;
+  r.type = j.at("type");
+  r.name = j.at("name");
+  r.module = j.value("module", "");
+  r.properties_json = j.value("properties_json", "{}");
+  r.dependencies_json = j.value("dependencies_json", "[]");
+  r.state = j.value("state", "pending");
+  r.attributes_json = j.value("attributes_json", "{}");
+  r.run_id = j.value("run_id", "");
+  r.created_at_ms = j.value("created_at_ms", int64_t{0});
+  r.updated_at_ms = j.value("updated_at_ms", int64_t{0});
+  return r;
+}
+
+using StackHandler = std::function<Result<json>(StackStore&, const json&)>;
+
+const std::unordered_map<std::string, StackHandler>& StackHandlers() {
+  static const std::unordered_map<std::string, StackHandler> handlers = {
+      {"find_stack",
+       [](StackStore& s, const json& a) {
+         return Reply(s.FindStack(a.at("name")), [](auto& st) {
+           return json{{"stack", st ? StackJson(*st) : json(nullptr)}};
+         });
+       }},
+      {"merge_outputs",
+       [](StackStore& s, const json& a) -> Result<json> {
+         Status st = s.MergeOutputs(a.at("stack_id"), a.at("outputs_json"));
+         if (!st.ok()) return st;
+         return json::object();
+       }},
+      {"get_resource",
+       [](StackStore& s, const json& a) {
+         return Reply(s.GetResource(a.at("stack_id"), a.at("type"), a.at("name")), [](auto& r) {
+           return json{{"resource", r ? ResourceJson(*r) : json(nullptr)}};
+         });
+       }},
+      {"put_resource",
+       [](StackStore& s, const json& a) -> Result<json> {
+         Status st = s.PutResource(a.at("stack_id"), ResourceFrom(a.at("resource")));
+         if (!st.ok()) return st;
+         return json::object();
+       }},
+      {"delete_resource",
+       [](StackStore& s, const json& a) {
+         return Reply(s.DeleteResource(a.at("stack_id"), a.at("type"), a.at("name")), [](bool ok) {
+           return json{{"ok", ok}};
+         });
+       }},
+      {"list_resources",
+       [](StackStore& s, const json& a) {
+         return Reply(s.ListResources(a.at("stack_id")), [](auto& all) {
+           json out = json::array();
+           for (const ResourceRecord& r : all) out.push_back(ResourceJson(r));
+           return json{{"resources", out}};
+         });
+       }},
+  };
+  return handlers;
+}
+
+class RemoteStackStore final : public StackStore {
+ public:
+  explicit RemoteStackStore(std::shared_ptr<grpc::Channel> channel)
+      : caller_(channel, &v1::Master::Stub::Stack, "the master's stack store") {}
+
+  Result<std::optional<StackInfo>> FindStack(const std::string& name) override {
+    return caller_.Map(caller_.Call("find_stack", {{"name", name}}), [](const json& r) {
+      return r.at("stack").is_null() ? std::optional<StackInfo>() : StackFrom(r.at("stack"));
+    });
+  }
+  Status MergeOutputs(const std::string& stack_id, const std::string& outputs_json) override {
+    return caller_.Call("merge_outputs", {{"stack_id", stack_id}, {"outputs_json", outputs_json}})
+        .status();
+  }
+  Result<std::optional<ResourceRecord>> GetResource(const std::string& stack_id,
+                                                    const std::string& type,
+                                                    const std::string& name) override {
+    json args = {{"stack_id", stack_id}, {"type", type}, {"name", name}};
+    return caller_.Map(caller_.Call("get_resource", args), [](const json& r) {
+      return r.at("resource").is_null() ? std::optional<ResourceRecord>()
+                                        : ResourceFrom(r.at("resource"));
+    });
+  }
+  Status PutResource(const std::string& stack_id, const ResourceRecord& resource) override {
+    return caller_
+        .Call("put_resource", {{"stack_id", stack_id}, {"resource", ResourceJson(resource)}})
+        .status();
+  }
+  Result<bool> DeleteResource(const std::string& stack_id, const std::string& type,
+                              const std::string& name) override {
+    json args = {{"stack_id", stack_id}, {"type", type}, {"name", name}};
+    return caller_.Map(caller_.Call("delete_resource", args),
+                       [](const json& r) { return r.at("ok").get<bool>(); });
+  }
+  Result<std::vector<ResourceRecord>> ListResources(const std::string& stack_id) override {
+    return caller_.Map(caller_.Call("list_resources", {{"stack_id", stack_id}}), [](const json& r) {
+      std::vector<ResourceRecord> out;
+      for (const json& one : r.at("resources")) out.push_back(ResourceFrom(one));
+      return out;
+    });
+  }
+
+  // Managing stacks is the runner's and the CLI's business, not a delegated task's.
+  Result<StackInfo> CreateStack(const std::string&, const std::string&,
+                                const std::string&) override {
+    return NotHere("create a stack");
+  }
+  Result<StackInfo> EnsureStack(const std::string&, const std::string&) override {
+    return NotHere("create a stack");
+  }
+  Status ImportStack(const StackInfo&) override { return NotHere("import a stack"); }
+  Result<std::vector<StackInfo>> ListStacks() override { return NotHere("list stacks"); }
+  Result<bool> DeleteStack(const std::string&) override { return NotHere("delete a stack"); }
+  Status SetStackStatus(const std::string&, const std::string&) override {
+    return NotHere("set a stack's status");
+  }
+
+ private:
+  static Status NotHere(const std::string& what) {
+    return Status::Error("a delegated task cannot " + what + " (the runner manages its stack)");
+  }
+  RemoteCaller caller_;
 };
 
 }  // namespace
@@ -320,6 +503,25 @@ Result<json> ServeStateCall(StateStore& store, const std::string& method, const 
     return it->second(store, args);
   } catch (const json::exception& e) {
     return Status::Error("bad arguments for state call " + method + ": " + e.what());
+  }
+}
+
+}  // namespace sloth
+
+namespace sloth {
+
+std::unique_ptr<StackStore> MakeRemoteStackStore(std::shared_ptr<grpc::Channel> channel) {
+  return std::make_unique<RemoteStackStore>(std::move(channel));
+}
+
+Result<json> ServeStackCall(StackStore& store, const std::string& method, const json& args) {
+  auto it = StackHandlers().find(method);
+  if (it == StackHandlers().end()) return Status::Error("unknown stack call \"" + method + "\"");
+  if (!args.is_object()) return Status::Error("stack call arguments must be an object");
+  try {
+    return it->second(store, args);
+  } catch (const json::exception& e) {
+    return Status::Error("bad arguments for stack call " + method + ": " + e.what());
   }
 }
 

@@ -1,5 +1,6 @@
-// state.* inside a delegated task: the agent's task runner talks to the master's store through
-// the State call. Both ends live here: the client (a StateStore) and the master's dispatcher.
+// state.* and stack.* inside a delegated task: the agent's task runner talks to the master's
+// stores through the State and Stack calls. Both ends live here: the clients (a StateStore, a
+// StackStore) and the master's dispatchers.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -8,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/stack_store.h"
 #include "core/state_store.h"
 
 namespace sloth {
@@ -18,6 +20,13 @@ std::unique_ptr<StateStore> MakeRemoteStateStore(std::shared_ptr<grpc::Channel> 
 // The master's side: runs `method` with `args` on `store`. Unknown methods and bad arguments are
 // errors, never crashes.
 Result<nlohmann::json> ServeStateCall(StateStore& store, const std::string& method,
+                                      const nlohmann::json& args);
+
+// stack.* the same way (the Stack call). A delegated task reads and records its stack's
+// resources and outputs; managing stacks themselves (create, import, delete, status) stays with
+// the runner and the CLI, so those calls fail with a clear error.
+std::unique_ptr<StackStore> MakeRemoteStackStore(std::shared_ptr<grpc::Channel> channel);
+Result<nlohmann::json> ServeStackCall(StackStore& store, const std::string& method,
                                       const nlohmann::json& args);
 
 }  // namespace sloth
