@@ -710,5 +710,23 @@ TEST(Distributed, TheMasterEmitsAgentEvents) {
   EXPECT_EQ(list[0]["data"]["agent"]["labels"]["role"], "db") << connected.out;
 }
 
+// A delegated task's :run() from inside another task is refused, not run here by mistake.
+TEST(Distributed, RunningADelegatedTaskInlineIsAClearError) {
+  Sandbox box;
+  box.Write("wf.sloth", R"(
+local outer = task("outer"):command(function()
+  local sub = task("sub"):delegate_to("a1"):command(function() return true end):build()
+  local ok, msg = sub:run()
+  return ok, msg
+end):build()
+workflow.define("w", { tasks = { outer } })
+)");
+  CmdResult r = box.Run({"run", "w", "-f", "wf.sloth"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.output().find("wf.sloth:4"), std::string::npos) << Describe(r);
+  EXPECT_NE(r.output().find(":run() of a delegated task is not supported"), std::string::npos)
+      << Describe(r);
+}
+
 }  // namespace
 }  // namespace sloth::e2e

@@ -117,6 +117,11 @@ end
 -- A built task's :run(): runs it at once inside the current coroutine (another task, say) and
 -- returns ok, message, output.
 function internal.run_task_now(def, params)
+  if def.delegate_to and #def.delegate_to > 0 then
+    -- Running it here would silently do on this machine what was meant for an agent.
+    error("task " .. tostring(def.name) .. ": :run() of a delegated task is not supported yet; "
+      .. "make it a task of the workflow (its :delegate_to runs it on the agent)", 3)
+  end
   local ctx = { params = internal.make_params(nil, def.params, params or {}), attempt = 1,
                 workdir = internal.resolve(def.workdir or ".") }
   local kind, msg, output = internal.run_attempt(def, internal.make_this(def, ctx), ctx.params, {})
