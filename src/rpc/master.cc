@@ -238,21 +238,12 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::M
   std::atomic<bool> gone_{false};
 };
 
-// An admin's Run call: streams the job's output, then its result.
-class RunCall final : public grpc::ServerWriteReactor<v1::JobEvent>, public JobWaiter {
+// What the admin's Run and Shell calls share: the job's output and result written back to the
+// caller one event at a time (a gRPC rule), and a finish that waits for the write in flight.
+// `Reactor` is a gRPC server reactor that writes JobEvents.
+template <typename Reactor>
+class JobEventCall : public Reactor, public JobWaiter {
  public:
-  RunCall(Hub& hub, Authenticator& auth, CallbackServerContext* ctx, const v1::RunRequest* req)
-      : hub_(hub) {
-    Peer peer;
-    grpc::Status s = auth.Check(ctx, "admin", &peer);
-    if (s.ok()) s = hub.StartJob(*req, this, &job_id_);
-    if (!s.ok()) {
-      std::lock_guard lock(mu_);
-      finishing_ = true;
-      Finish(s);
-    }
-  }
-
   void Output(const v1::JobOutput& output) override {
     v1::JobEvent event;
     *event.mutable_output() = output;
@@ -263,29 +254,32 @@ class RunCall final : public grpc::ServerWriteReactor<v1::JobEvent>, public JobW
     *event.mutable_result() = result;
     Write(std::move(event), true);
   }
-
   void OnWriteDone(bool ok) override {
     std::lock_guard lock(mu_);
     if (!ok) return FinishNow(grpc::Status(StatusCode::UNAVAILABLE, "write failed"));
     const v1::JobEvent* next = writes_.Done();
     if (pending_) return FinishNow(*pending_);
-    if (next) return StartWrite(next);
+    if (next) return this->StartWrite(next);
     if (last_queued_) FinishLocked(grpc::Status::OK);
   }
-  void OnCancel() override { hub_.Detach(job_id_, this, true); }
-  void OnDone() override {
-    hub_.Detach(job_id_, this, false);
-    delete this;
+
+ protected:
+  explicit JobEventCall(Hub& hub) : hub_(hub) {}
+  void FinishWith(const grpc::Status& s) {
+    std::lock_guard lock(mu_);
+    FinishLocked(s);
   }
+
+  Hub& hub_;
+  std::string job_id_;
 
  private:
   void Write(v1::JobEvent event, bool last) {
     std::lock_guard lock(mu_);
     if (finishing_ || last_queued_) return;
     last_queued_ = last;
-    if (const v1::JobEvent* next = writes_.Push(std::move(event))) StartWrite(next);
+    if (const v1::JobEvent* next = writes_.Push(std::move(event))) this->StartWrite(next);
   }
-  // One write at a time: a finish waits for the write in flight.
   void FinishLocked(const grpc::Status& s) {
     if (finishing_) return;
     finishing_ = true;
@@ -293,18 +287,16 @@ class RunCall final : public grpc::ServerWriteReactor<v1::JobEvent>, public JobW
       pending_ = s;
     } else {
       finished_ = true;
-      Finish(s);
+      this->Finish(s);
     }
   }
   void FinishNow(const grpc::Status& s) {
     finishing_ = true;
     pending_.reset();
-    if (!finished_) Finish(s);
+    if (!finished_) this->Finish(s);
     finished_ = true;
   }
 
-  Hub& hub_;
-  std::string job_id_;
   std::mutex mu_;
   WriteQueue<v1::JobEvent> writes_;
   bool last_queued_ = false;
@@ -313,17 +305,32 @@ class RunCall final : public grpc::ServerWriteReactor<v1::JobEvent>, public JobW
   std::optional<grpc::Status> pending_;
 };
 
+// An admin's Run call: streams the job's output, then its result.
+class RunCall final : public JobEventCall<grpc::ServerWriteReactor<v1::JobEvent>> {
+ public:
+  RunCall(Hub& hub, Authenticator& auth, CallbackServerContext* ctx, const v1::RunRequest* req)
+      : JobEventCall(hub) {
+    Peer peer;
+    grpc::Status s = auth.Check(ctx, "admin", &peer);
+    if (s.ok()) s = hub.StartJob(*req, this, &job_id_);
+    if (!s.ok()) FinishWith(s);
+  }
+  void OnCancel() override { hub_.Detach(job_id_, this, true); }
+  void OnDone() override {
+    hub_.Detach(job_id_, this, false);
+    delete this;
+  }
+};
+
 // An admin's `agent shell`: keystrokes go down to the agent's pseudo-terminal, its output
 // comes back; the call ends with the shell's exit (or when the admin goes away, which kills it).
-class ShellCall final : public grpc::ServerBidiReactor<v1::ShellInput, v1::JobEvent>,
-                        public JobWaiter {
+class ShellCall final : public JobEventCall<grpc::ServerBidiReactor<v1::ShellInput, v1::JobEvent>> {
  public:
-  ShellCall(Hub& hub, Authenticator& auth, CallbackServerContext* ctx) : hub_(hub) {
+  ShellCall(Hub& hub, Authenticator& auth, CallbackServerContext* ctx) : JobEventCall(hub) {
     Peer peer;
     grpc::Status s = auth.Check(ctx, "admin", &peer);
     if (!s.ok()) {
-      std::lock_guard lock(mu_);
-      FinishLocked(s);
+      FinishWith(s);
       return;
     }
     StartRead(&in_);
@@ -332,25 +339,18 @@ class ShellCall final : public grpc::ServerBidiReactor<v1::ShellInput, v1::JobEv
   void OnReadDone(bool ok) override {
     if (!ok) {  // the admin is gone: so is the shell
       if (started_) hub_.Detach(job_id_, this, true);
-      std::lock_guard lock(mu_);
-      FinishLocked(grpc::Status::OK);
-      return;
+      return FinishWith(grpc::Status::OK);
     }
     if (!started_) {
-      if (!in_.has_open()) {
-        std::lock_guard lock(mu_);
-        return FinishLocked(grpc::Status(StatusCode::INVALID_ARGUMENT, "open the shell first"));
-      }
+      if (!in_.has_open())
+        return FinishWith(grpc::Status(StatusCode::INVALID_ARGUMENT, "open the shell first"));
       v1::RunRequest req;
       req.set_agent(in_.open().agent());
       *req.mutable_job()->mutable_shell() = in_.open().spec();
       req.set_grace_ms(1);  // a shell whose agent is gone is gone
       started_ = true;
       grpc::Status s = hub_.StartJob(req, this, &job_id_);
-      if (!s.ok()) {
-        std::lock_guard lock(mu_);
-        return FinishLocked(s);
-      }
+      if (!s.ok()) return FinishWith(s);
     } else {
       v1::Input input;
       input.set_job_id(job_id_);
@@ -360,65 +360,14 @@ class ShellCall final : public grpc::ServerBidiReactor<v1::ShellInput, v1::JobEv
     }
     StartRead(&in_);
   }
-
-  void Output(const v1::JobOutput& output) override {
-    v1::JobEvent event;
-    *event.mutable_output() = output;
-    Write(std::move(event), false);
-  }
-  void Result(const v1::JobResult& result) override {
-    v1::JobEvent event;
-    *event.mutable_result() = result;
-    Write(std::move(event), true);
-  }
-  void OnWriteDone(bool ok) override {
-    std::lock_guard lock(mu_);
-    if (!ok) return FinishNow(grpc::Status(StatusCode::UNAVAILABLE, "write failed"));
-    const v1::JobEvent* next = writes_.Done();
-    if (pending_) return FinishNow(*pending_);
-    if (next) return StartWrite(next);
-    if (last_queued_) FinishLocked(grpc::Status::OK);
-  }
   void OnDone() override {
     if (started_) hub_.Detach(job_id_, this, true);
     delete this;
   }
 
  private:
-  void Write(v1::JobEvent event, bool last) {
-    std::lock_guard lock(mu_);
-    if (finishing_ || last_queued_) return;
-    last_queued_ = last;
-    if (const v1::JobEvent* next = writes_.Push(std::move(event))) StartWrite(next);
-  }
-  // One write at a time: a finish waits for the write in flight.
-  void FinishLocked(const grpc::Status& s) {
-    if (finishing_) return;
-    finishing_ = true;
-    if (writes_.writing()) {
-      pending_ = s;
-    } else {
-      finished_ = true;
-      Finish(s);
-    }
-  }
-  void FinishNow(const grpc::Status& s) {
-    finishing_ = true;
-    pending_.reset();
-    if (!finished_) Finish(s);
-    finished_ = true;
-  }
-
-  Hub& hub_;
   v1::ShellInput in_;
-  std::string job_id_;
   bool started_ = false;
-  std::mutex mu_;
-  WriteQueue<v1::JobEvent> writes_;
-  bool last_queued_ = false;
-  bool finishing_ = false;
-  bool finished_ = false;
-  std::optional<grpc::Status> pending_;
 };
 
 grpc::Status FromStatus(const Status& s, StatusCode code) {
