@@ -728,5 +728,70 @@ workflow.define("w", { tasks = { outer } })
       << Describe(r);
 }
 
+// `agent install` over a real sshd on 127.0.0.1: the binary and its plugin land under the prefix,
+// an agent is enrolled there and started in the background, and it works.
+TEST(Distributed, AgentInstallCopiesTheBinaryOverSshAndStartsTheAgent) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to run sshd";
+  if (access("/usr/sbin/sshd", X_OK) != 0) GTEST_SKIP() << "openssh-server is not installed";
+  Sandbox box;
+  Cluster c(box);
+  ASSERT_TRUE(c.StartMaster()) << c.MasterLog();
+  CmdResult sshd = box.Spawn({"bash", "-c", kStartSshd});
+  ASSERT_EQ(sshd.exit_code, 0) << Describe(sshd);
+  struct StopPids {  // sshd and the installed agent are daemons: end them whatever happens
+    std::vector<pid_t> pids;
+    ~StopPids() {
+      for (pid_t p : pids) kill(p, SIGKILL);
+    }
+  } daemons;
+  daemons.pids.push_back(std::stoi(ReadFile(box.work() / "sshd/sshd.pid")));
+  std::string port = Lines(sshd.out).back();
+  std::string prefix = (box.root() / "remote").string();
+  std::string data = (box.root() / "remote-data").string();
+  CmdResult r = c.Cli({"agent", "install", "far-1", "--ssh-host", "127.0.0.1", "--ssh-port", port,
+                       "--ssh-key", "sshd/client_key", "--known-hosts", "sshd/known_hosts",
+                       "--prefix", prefix, "--agent-data-dir", data, "--label", "role=far"},
+                      seconds(90));
+  std::string pid_marker = "(pid ";
+  if (size_t at = r.out.find(pid_marker); at != std::string::npos)
+    daemons.pids.push_back(std::atoi(r.out.c_str() + at + pid_marker.size()));
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_NE(r.out.find("agent far-1 is installed on 127.0.0.1 and Active"), std::string::npos)
+      << Describe(r);
+  EXPECT_TRUE(std::filesystem::exists(prefix + "/bin/sloth-runner"));
+  EXPECT_TRUE(std::filesystem::exists(prefix + "/lib/sloth-runner/libsloth-rpc.so"));
+  CmdResult home = c.Cli({"agent", "exec", "far-1", "printf %s \"$SLOTH_RUNNER_HOME\""});
+  EXPECT_EQ(home.exit_code, 0) << Describe(home);
+  EXPECT_EQ(home.out, data);
+  CmdResult listed = c.Cli({"agent", "list", "--label", "role=far", "-o", "json"});
+  EXPECT_NE(listed.out.find("far-1"), std::string::npos) << Describe(listed);
+  EXPECT_EQ(c.Cli({"agent", "stop", "far-1"}).exit_code, 0);
+  // A second install of the same name is refused by the master (the name is taken).
+  CmdResult again = c.Cli({"agent", "install", "far-1", "--ssh-host", "127.0.0.1", "--ssh-port",
+                           port, "--ssh-key", "sshd/client_key", "--known-hosts",
+                           "sshd/known_hosts", "--prefix", prefix, "--agent-data-dir", data + "-2"},
+                          seconds(90));
+  EXPECT_NE(again.exit_code, 0) << Describe(again);
+  // An unreachable host is exit 3.
+  CmdResult nowhere = c.Cli({"agent", "install", "far-2", "--ssh-host", "127.0.0.1", "--ssh-port",
+                             "1", "--known-hosts", "sshd/known_hosts", "--prefix", prefix},
+                            seconds(30));
+  EXPECT_EQ(nowhere.exit_code, 3) << Describe(nowhere);
+}
+
+// Two processes for one agent identity would push each other off the master: the second one
+// exits at once.
+TEST(Distributed, ASecondProcessForTheSameAgentIsRefused) {
+  Sandbox box;
+  Cluster c(box);
+  ASSERT_TRUE(c.StartMaster()) << c.MasterLog();
+  c.StartAgent("twin");
+  ASSERT_TRUE(c.WaitActive({"twin"}, seconds(15))) << c.AllAgentLogs();
+  CmdResult second = box.Run(c.AgentArgs("twin", ""), "", seconds(20));
+  EXPECT_EQ(second.exit_code, 1) << Describe(second);
+  EXPECT_NE(second.err.find("is running already"), std::string::npos) << Describe(second);
+  EXPECT_EQ(c.StatusOf("twin"), "Active");
+}
+
 }  // namespace
 }  // namespace sloth::e2e

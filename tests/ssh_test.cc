@@ -13,35 +13,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// Starts sshd (it daemonizes and writes its pid file) with a host key, a client key and a
-// known_hosts file in the sandbox. Empty on success, else why not.
-constexpr char kStartSshd[] = R"sh(
-set -e
-d=$PWD/sshd; mkdir -p "$d" /run/sshd; chmod 700 "$d"
-ssh-keygen -q -t ed25519 -N '' -f "$d/host_key" </dev/null >/dev/null
-ssh-keygen -q -t ed25519 -N '' -f "$d/client_key" </dev/null >/dev/null
-cp "$d/client_key.pub" "$d/authorized_keys"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$d/sshd_config" <<CFG
-Port $port
-ListenAddress 127.0.0.1
-HostKey $d/host_key
-AuthorizedKeysFile $d/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-StrictModes no
-Subsystem sftp internal-sftp
-PidFile $d/sshd.pid
-CFG
-/usr/sbin/sshd -f "$d/sshd_config" -E "$d/sshd.log"
-printf '[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1,2 "$d/host_key.pub")" >"$d/known_hosts"
-for i in $(seq 1 50); do
-  ssh -o BatchMode=yes -o UserKnownHostsFile="$d/known_hosts" -i "$d/client_key" -p "$port" root@127.0.0.1 true 2>/dev/null && { echo "$port"; exit 0; }
-  sleep 0.1
-done
-exit 1
-)sh";
-
 constexpr char kRemoteWorkflow[] = R"lua(
 local t = task("remote"):command(function()
     local r = exec.run("echo conn=${SSH_CONNECTION:+yes}")

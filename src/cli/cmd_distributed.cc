@@ -1,6 +1,7 @@
 // `master ...` and `agent ...`: option checks, --daemon, the masters file; the rest is the
 // plugin's (rpc/plugin.h).
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include "base/duration.h"
 #include "cli/data_dir.h"
 #include "cli/distributed.h"
+#include "cli/events_run.h"
 #include "core/state_store.h"
 #include "rpc/plugin.h"
 
@@ -111,6 +113,41 @@ bool ValidAddress(const std::string& address) {
   return p > 0 && p < 65536;
 }
 
+// Runs a program (argv[0] on PATH) with this process's stdio; its exit code, 127 if it could not
+// start.
+int RunProgram(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) < 0) return 127;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// 'text' for a POSIX shell.
+std::string ShellQuote(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// The options ssh and scp share (scp spells the port -P).
+std::vector<std::string> SshArgs(const AgentCliOptions& o, const char* port_flag) {
+  std::vector<std::string> args = {"-o", "BatchMode=yes", port_flag, std::to_string(o.ssh_port)};
+  if (!o.ssh_key.empty()) args.insert(args.end(), {"-i", o.ssh_key});
+  if (!o.known_hosts.empty())
+    args.insert(args.end(), {"-o", "UserKnownHostsFile=" + o.known_hosts});
+  return args;
+}
+
 }  // namespace
 
 int CmdMasterInit(const GlobalOptions& global) {
@@ -171,6 +208,70 @@ int CmdAgentStart(const GlobalOptions& global, const AgentCliOptions& o) {
     return kExitOk;
   Result<RpcPlugin*> plugin = Plugin();
   return plugin.ok() ? (*plugin)->AgentStart(a) : kExitFailed;
+}
+
+int CmdAgentInstall(const GlobalOptions& global, const AgentCliOptions& o) {
+  std::string data_dir = DataDir(global.data_dir);
+  Result<std::string> master = ResolveMaster(data_dir, o.master);
+  if (!master.ok()) return Fail(kExitBadInput, master.error());
+  std::string agent_master = o.agent_master.empty() ? *master : o.agent_master;
+  if (!ValidAddress(agent_master))
+    return Fail(kExitBadInput, "--agent-master: want HOST:PORT, got \"" + agent_master + "\"");
+  for (const std::string& label : o.labels)
+    if (label.find('=') == std::string::npos || label.front() == '=')
+      return Fail(kExitBadInput, "--label: want KEY=VALUE, got \"" + label + "\"");
+  if (o.prefix.empty() || o.prefix.front() != '/')
+    return Fail(kExitBadInput, "--prefix must be an absolute path");
+  Result<RpcPlugin*> plugin = Plugin();
+  if (!plugin.ok()) return kExitFailed;
+  Result<std::string> plugin_path = RpcPluginPath();
+  if (!plugin_path.ok()) return Fail(kExitFailed, plugin_path.error());
+  Result<std::string> token = (*plugin)->CreateJoinToken(data_dir, *master, std::chrono::hours(1));
+  if (!token.ok()) return Fail(kExitUnreachable, token.error());
+
+  std::string target = o.ssh_user + "@" + o.ssh_host;
+  std::string bin = o.prefix + "/bin/sloth-runner", lib = o.prefix + "/lib/sloth-runner";
+  auto ssh = [&](const std::string& command) {
+    std::vector<std::string> argv = {"ssh"};
+    for (const std::string& a : SshArgs(o, "-p")) argv.push_back(a);
+    argv.insert(argv.end(), {target, command});
+    return RunProgram(argv);
+  };
+  auto scp = [&](const std::string& from, const std::string& to) {
+    std::vector<std::string> argv = {"scp", "-q"};
+    for (const std::string& a : SshArgs(o, "-P")) argv.push_back(a);
+    argv.insert(argv.end(), {from, target + ":" + to});
+    return RunProgram(argv);
+  };
+  std::printf("installing sloth-runner on %s in %s\n", o.ssh_host.c_str(), o.prefix.c_str());
+  std::fflush(stdout);
+  if (int rc = ssh("mkdir -p " + ShellQuote(o.prefix + "/bin") + " " + ShellQuote(lib)); rc != 0)
+    return Fail(kExitUnreachable, "ssh to " + target + " failed (exit " + std::to_string(rc) + ")");
+  // Copied aside, then renamed: an agent running the old binary keeps working until restarted.
+  if (scp(SelfExecutable(), bin + ".new") != 0 ||
+      scp(*plugin_path, lib + "/libsloth-rpc.so.new") != 0)
+    return Fail(kExitFailed, "copying the binary to " + target + " failed");
+  std::string start = ShellQuote(bin) + " agent start --daemon --name " + ShellQuote(o.name) +
+                      " --master " + ShellQuote(agent_master) + " --token " + ShellQuote(*token);
+  if (!o.agent_data_dir.empty()) start += " --data-dir " + ShellQuote(o.agent_data_dir);
+  for (const std::string& label : o.labels) start += " --label " + ShellQuote(label);
+  std::string install = "chmod 755 " + ShellQuote(bin + ".new") + " && mv -f " +
+                        ShellQuote(bin + ".new") + " " + ShellQuote(bin) + " && mv -f " +
+                        ShellQuote(lib + "/libsloth-rpc.so.new") + " " +
+                        ShellQuote(lib + "/libsloth-rpc.so") + " && " + start;
+  if (int rc = ssh(install); rc != 0)
+    return Fail(kExitFailed,
+                "starting the agent on " + target + " failed (exit " + std::to_string(rc) + ")");
+  Result<bool> active =
+      (*plugin)->WaitForAgent(data_dir, *master, o.name, std::chrono::seconds(30));
+  if (!active.ok()) return Fail(kExitUnreachable, active.error());
+  if (!*active)
+    return Fail(kExitFailed, "agent " + o.name +
+                                 " did not connect within 30 s (see its log in "
+                                 "DATA/logs/ on " +
+                                 o.ssh_host + ")");
+  std::printf("agent %s is installed on %s and Active\n", o.name.c_str(), o.ssh_host.c_str());
+  return kExitOk;
 }
 
 int CmdAgentAdmin(const GlobalOptions& global, const std::string& verb, const AgentCliOptions& o) {

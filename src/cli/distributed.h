@@ -40,6 +40,15 @@ struct AgentCliOptions {
   int count = 1;
   std::string timeout = "0";
   int ignored_port = 0;  // seed spelling `agent start --port`: agents listen nowhere
+  // agent install
+  std::string ssh_host;
+  std::string ssh_user = "root";
+  int ssh_port = 22;
+  std::string ssh_key;
+  std::string known_hosts;
+  std::string prefix = "/usr/local";
+  std::string agent_master;    // the master's address as the new agent reaches it
+  std::string agent_data_dir;  // the new agent's --data-dir
 };
 
 int CmdMasterInit(const GlobalOptions& global);
@@ -52,6 +61,9 @@ int CmdMasterUpdate(const GlobalOptions& global, const MasterCliOptions& options
 int CmdMasterRemove(const GlobalOptions& global, const MasterCliOptions& options);
 
 int CmdAgentStart(const GlobalOptions& global, const AgentCliOptions& options);
+// agent install: copies this binary and its plugin to a host over SSH (OpenSSH's ssh and scp),
+// enrols an agent there with a fresh token and starts it in the background.
+int CmdAgentInstall(const GlobalOptions& global, const AgentCliOptions& options);
 // list, get, exec, stop, delete, metrics, token
 int CmdAgentAdmin(const GlobalOptions& global, const std::string& verb,
                   const AgentCliOptions& options);

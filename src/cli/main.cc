@@ -494,9 +494,10 @@ int Main(int argc, char** argv) {
     cmd->callback([&, verb] { rc = CmdAgentAdmin(global, verb, agent_opts); });
     return cmd;
   };
-  add_admin("list", "List the agents (status, last heartbeat, labels)", false)
-      ->add_option("-o,--output", agent_opts.output, "table or json")
+  auto* agent_list = add_admin("list", "List the agents (status, last heartbeat, labels)", false);
+  agent_list->add_option("-o,--output", agent_opts.output, "table or json")
       ->type_name("table|json");
+  agent_list->add_option("--label", agent_opts.label, "Only agents with this KEY=VALUE label");
   add_admin("get", "Show one agent with its facts and metrics", true)
       ->add_option("-o,--output", agent_opts.output, "table or json")
       ->type_name("table|json");
@@ -512,6 +513,25 @@ int Main(int argc, char** argv) {
   agent_exec->add_option("--label", agent_opts.label, "Every active agent with this KEY=VALUE");
   agent_exec->add_option("-o,--output", agent_opts.output, "text or json")->type_name("text|json");
   agent_exec->add_option("--timeout", agent_opts.timeout, "Kill the command after this long");
+  auto* agent_install =
+      agent_cmd->add_subcommand("install", "Install and start an agent on a host over SSH");
+  agent_install->add_option("name", agent_opts.name, "The new agent's name")->required();
+  add_master_flag(agent_install);
+  agent_install->add_option("--ssh-host", agent_opts.ssh_host, "Host to install on")->required();
+  agent_install->add_option("--ssh-user", agent_opts.ssh_user, "SSH user (default root)");
+  agent_install->add_option("--ssh-port", agent_opts.ssh_port, "SSH port (default 22)");
+  agent_install->add_option("--ssh-key", agent_opts.ssh_key, "Private key file")->type_name("FILE");
+  agent_install->add_option("--known-hosts", agent_opts.known_hosts, "known_hosts file")
+      ->type_name("FILE");
+  agent_install->add_option("--prefix", agent_opts.prefix,
+                            "Install under PREFIX/bin and PREFIX/lib (default /usr/local)");
+  agent_install->add_option(
+      "--agent-master", agent_opts.agent_master,
+      "The master's HOST:PORT as the new agent reaches it (default: --master)");
+  agent_install->add_option("--agent-data-dir", agent_opts.agent_data_dir,
+                            "The new agent's data dir (default: its user's)");
+  agent_install->add_option("--label", agent_opts.labels, "KEY=VALUE label; repeatable");
+  agent_install->callback([&] { rc = CmdAgentInstall(global, agent_opts); });
   auto* agent_token = agent_cmd->add_subcommand("token", "Join tokens for enrolling agents");
   agent_token->require_subcommand(1);
   auto* token_create = agent_token->add_subcommand("create", "Print a one-time join token");

@@ -27,6 +27,11 @@ std::vector<std::string> PluginCandidates() {
   return out;
 }
 
+std::string& LoadedPath() {
+  static std::string path;
+  return path;
+}
+
 Result<RpcPlugin*> Load() {
   std::string tried;
   for (const std::string& path : PluginCandidates()) {
@@ -38,6 +43,7 @@ Result<RpcPlugin*> Load() {
     if (!handle) return Status::Error("cannot load " + path + ": " + dlerror());
     auto entry = reinterpret_cast<RpcPlugin* (*)()>(dlsym(handle, "sloth_rpc_plugin"));
     if (!entry) return Status::Error(path + " is not a sloth-runner plugin");
+    LoadedPath() = path;
     return entry();
   }
   return Status::Error(
@@ -51,6 +57,12 @@ Result<RpcPlugin*> Load() {
 Result<RpcPlugin*> LoadRpcPlugin() {
   static Result<RpcPlugin*> plugin = Load();
   return plugin;
+}
+
+Result<std::string> RpcPluginPath() {
+  Result<RpcPlugin*> plugin = LoadRpcPlugin();
+  if (!plugin.ok()) return plugin.status();
+  return LoadedPath();
 }
 
 Result<std::string> ResolveMaster(const std::string& data_dir, const std::string& flag) {

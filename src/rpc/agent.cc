@@ -1,7 +1,10 @@
 #include "rpc/agent.h"
 
+#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -55,9 +58,24 @@ class Agent {
   ~Agent() {
     RequestStop(0);
     if (session_.joinable()) session_.join();
+    if (lock_fd_ >= 0) close(lock_fd_);
   }
 
-  Status Enrol() { return LoadOrEnroll(); }
+  // One process per identity: a second one would take the stream over from the first, and the
+  // two would push each other out for ever. The lock is held while this agent lives.
+  Status Lock() {
+    std::error_code ec;
+    std::filesystem::create_directories(dir_, ec);
+    lock_fd_ = open((dir_ + "/agent.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd_ < 0 || flock(lock_fd_, LOCK_EX | LOCK_NB) != 0)
+      return Status::Error("agent " + o_.name + " is running already (data dir " + o_.data_dir +
+                           ")");
+    return Status::Ok();
+  }
+  Status Enrol() {
+    if (Status s = Lock(); !s.ok()) return s;
+    return LoadOrEnroll();
+  }
 
   // Starts the stream thread and the timers; the loop must run (RunAgent).
   void Start() {
@@ -335,6 +353,7 @@ class Agent {
   std::condition_variable wake_;
   std::atomic<bool> stopping_{false};
   bool started_ = false;  // Start() ran: the loop handles signals
+  int lock_fd_ = -1;
   int exit_code_ = 0;
   grpc::ClientContext* ctx_ = nullptr;
   Stream* stream_ = nullptr;

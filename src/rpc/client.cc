@@ -440,6 +440,42 @@ class Admin {
 
 }  // namespace
 
+Result<std::string> CreateJoinToken(const std::string& data_dir, const std::string& master,
+                                    Duration ttl) {
+  Result<std::shared_ptr<grpc::Channel>> channel = AdminChannel(data_dir, master);
+  if (!channel.ok()) return channel.status();
+  auto stub = v1::Master::NewStub(*channel);
+  grpc::ClientContext ctx;
+  Deadline(ctx);
+  v1::CreateTokenRequest req;
+  req.set_ttl_ms(std::chrono::duration_cast<std::chrono::milliseconds>(ttl).count());
+  v1::CreateTokenResponse resp;
+  grpc::Status s = stub->CreateToken(&ctx, req, &resp);
+  if (!s.ok()) return Status::Error("cannot create a join token: " + s.error_message());
+  return resp.token();
+}
+
+Result<bool> WaitForAgent(const std::string& data_dir, const std::string& master,
+                          const std::string& name, Duration timeout) {
+  Result<std::shared_ptr<grpc::Channel>> channel = AdminChannel(data_dir, master);
+  if (!channel.ok()) return channel.status();
+  auto stub = v1::Master::NewStub(*channel);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  do {
+    grpc::ClientContext ctx;
+    Deadline(ctx);
+    v1::ListAgentsRequest req;
+    req.set_name(name);
+    v1::ListAgentsResponse resp;
+    grpc::Status s = stub->ListAgents(&ctx, req, &resp);
+    if (!s.ok()) return Status::Error("cannot list agents: " + s.error_message());
+    for (const v1::AgentInfo& a : resp.agents())
+      if (a.active()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  } while (std::chrono::steady_clock::now() < deadline);
+  return false;
+}
+
 int RunAgentCommand(const AgentCommandOptions& options) {
   Result<std::shared_ptr<grpc::Channel>> channel = AdminChannel(options.data_dir, options.master);
   if (!channel.ok()) {

@@ -11,6 +11,10 @@
 namespace sloth {
 
 int RunAgentCommand(const AgentCommandOptions& options);
+Result<std::string> CreateJoinToken(const std::string& data_dir, const std::string& master,
+                                    Duration ttl);
+Result<bool> WaitForAgent(const std::string& data_dir, const std::string& master,
+                          const std::string& name, Duration timeout);
 
 Result<std::unique_ptr<Delegator>> MakeRemoteDelegator(Loop& loop, const std::string& data_dir,
                                                        const std::string& master);

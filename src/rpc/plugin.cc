@@ -29,6 +29,14 @@ class Plugin final : public RpcPlugin {
   }
   int AgentStart(const AgentStartOptions& options) override { return RunAgent(options); }
   int AgentCommand(const AgentCommandOptions& options) override { return RunAgentCommand(options); }
+  Result<std::string> CreateJoinToken(const std::string& data_dir, const std::string& master,
+                                      Duration ttl) override {
+    return sloth::CreateJoinToken(data_dir, master, ttl);
+  }
+  Result<bool> WaitForAgent(const std::string& data_dir, const std::string& master,
+                            const std::string& name, Duration timeout) override {
+    return sloth::WaitForAgent(data_dir, master, name, timeout);
+  }
   Result<std::unique_ptr<Delegator>> OpenDelegator(Loop& loop, const std::string& data_dir,
                                                    const std::string& master) override {
     return MakeRemoteDelegator(loop, data_dir, master);

@@ -64,6 +64,12 @@ class RpcPlugin {
   virtual Result<std::unique_ptr<MasterServer>> StartMaster(const MasterStartOptions& options) = 0;
   virtual int AgentStart(const AgentStartOptions& options) = 0;
   virtual int AgentCommand(const AgentCommandOptions& options) = 0;
+  // A one-time join token (agent install makes one for the agent it installs).
+  virtual Result<std::string> CreateJoinToken(const std::string& data_dir,
+                                              const std::string& master, Duration ttl) = 0;
+  // Waits until agent `name` is Active; false when `timeout` passed first.
+  virtual Result<bool> WaitForAgent(const std::string& data_dir, const std::string& master,
+                                    const std::string& name, Duration timeout) = 0;
   virtual Result<std::unique_ptr<Delegator>> OpenDelegator(Loop& loop, const std::string& data_dir,
                                                            const std::string& master) = 0;
   // The master's state store, for a delegated task running on agent `agent` (its certificate).
@@ -78,6 +84,8 @@ class RpcPlugin {
 
 // Loads the plugin once (cli/remote.cc). Errors name the file it looked for.
 Result<RpcPlugin*> LoadRpcPlugin();
+// The file the plugin was loaded from (loading it if needed).
+Result<std::string> RpcPluginPath();
 
 // --master if given, else the selected entry of `master add/select`, else $SLOTH_RUNNER_MASTER.
 Result<std::string> ResolveMaster(const std::string& data_dir, const std::string& flag);
