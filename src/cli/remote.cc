@@ -59,6 +59,12 @@ Result<RpcPlugin*> LoadRpcPlugin() {
   return plugin;
 }
 
+void ShutdownRpcPlugin() {
+  if (LoadedPath().empty()) return;
+  Result<RpcPlugin*> plugin = LoadRpcPlugin();
+  if (plugin.ok()) (*plugin)->Shutdown();
+}
+
 Result<std::string> RpcPluginPath() {
   Result<RpcPlugin*> plugin = LoadRpcPlugin();
   if (!plugin.ok()) return plugin.status();

@@ -18,4 +18,7 @@ namespace sloth {
 Result<std::unique_ptr<Delegator>> OpenDelegator(Loop& loop, const std::string& data_dir,
                                                  const std::string& master_flag);
 
+// If the plugin was loaded: shuts gRPC down and waits for its threads (call once, at exit).
+void ShutdownRpcPlugin();
+
 }  // namespace sloth

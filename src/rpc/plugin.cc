@@ -1,4 +1,6 @@
 // The plugin object the CLI gets from sloth_rpc_plugin() (plugin_entry.cc).
+#include <grpc/grpc.h>
+
 #include <cstdio>
 
 #include "rpc/agent.h"
@@ -23,6 +25,11 @@ class Plugin final : public RpcPlugin {
         created ? "created the cluster CA and certificates in" : "the cluster is set up already in",
         ClusterDir(data_dir).c_str());
     return 0;
+  }
+  void Shutdown() override {
+    // Our own reference, dropped at once: the last one shuts gRPC down, here, synchronously.
+    grpc_init();
+    grpc_shutdown_blocking();
   }
   Result<std::unique_ptr<MasterServer>> StartMaster(const MasterStartOptions& options) override {
     return sloth::StartMaster(options);

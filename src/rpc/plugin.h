@@ -60,6 +60,8 @@ class RpcPlugin {
  public:
   virtual ~RpcPlugin() = default;
   virtual int MasterInit(const std::string& data_dir) = 0;
+  // Shuts gRPC down and waits for its threads, once every channel and server is gone.
+  virtual void Shutdown() = 0;
   // Serves in the background; prints "listening on ADDR:PORT" once the port is bound.
   virtual Result<std::unique_ptr<MasterServer>> StartMaster(const MasterStartOptions& options) = 0;
   virtual int AgentStart(const AgentStartOptions& options) = 0;
