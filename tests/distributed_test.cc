@@ -679,6 +679,11 @@ workflow.define("infra", { tasks = { t } })
   ASSERT_EQ(second.exit_code, 0) << Describe(second);
   EXPECT_EQ(json::parse(second.out, nullptr, false)["tasks"]["vm"]["output"]["status"], "unchanged")
       << second.out;
+  // The run record names the agent the task ran on.
+  CmdResult history = box.Run({"stack", "history", "infra", "-o", "json"});
+  json runs = json::parse(history.out, nullptr, false);
+  ASSERT_TRUE(runs.is_array() && !runs.empty()) << Describe(history);
+  EXPECT_EQ(runs[0]["tasks"][0]["agent"], "k1") << history.out;
 }
 
 // The master records agent.* events and runs the scheduler (system.startup).

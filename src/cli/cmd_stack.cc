@@ -14,8 +14,8 @@
 
 #include "base/duration.h"
 #include "cli/commands.h"
-#include "cli/events_run.h"
 #include "cli/data_dir.h"
+#include "cli/events_run.h"
 #include "cli/stack_run.h"
 #include "store/migrations.h"
 #include "store/sqlite_stack_store.h"
@@ -90,6 +90,7 @@ ordered_json TaskJson(const TaskRecord& t) {
   j["message"] = t.message;
   j["error"] = t.error.empty() ? ordered_json() : ordered_json(t.error);
   j["output"] = Parsed(t.output_json, ordered_json::object());
+  if (!t.agent.empty()) j["agent"] = t.agent;
   return j;
 }
 
@@ -450,10 +451,10 @@ Status ImportDocument(Stores& st, const ordered_json& doc) {
       run.metadata_json = Dump(r, "metadata", "{}");
       if (r.contains("tasks") && r["tasks"].is_array())
         for (const ordered_json& t : r["tasks"])
-          run.tasks.push_back(TaskRecord{Str(t, "name"), Str(t, "status"), t.value("attempts", 0),
-                                         t.value("duration_ms", int64_t{0}),
-                                         t.value("changed", false), Str(t, "message"),
-                                         Str(t, "error"), Dump(t, "output", "{}")});
+          run.tasks.push_back(TaskRecord{
+              Str(t, "name"), Str(t, "status"), t.value("attempts", 0),
+              t.value("duration_ms", int64_t{0}), t.value("changed", false), Str(t, "message"),
+              Str(t, "error"), Dump(t, "output", "{}"), Str(t, "agent")});
       if (Status s = st.stacks->ImportRun(run); !s.ok()) return s;
     }
   return Status::Ok();
@@ -580,7 +581,7 @@ Result<std::pair<int, std::string>> RunSelf(const std::vector<std::string>& args
 // stack.drift_detected, with the resources that would change. A failure to store the event is
 // a warning: the report is the command's answer.
 static void EmitDriftDetected(const std::string& data_dir, const std::string& stack,
-                       const ordered_json& report) {
+                              const ordered_json& report) {
   Loop loop;
   auto bus = OpenEventBus(loop, data_dir);
   if (!bus.ok()) {

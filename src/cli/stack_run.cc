@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "base/strings.h"
+
 namespace sloth {
 namespace {
 
@@ -128,6 +130,7 @@ void StackRun::TaskFinished(size_t index, const TaskResult& result) {
   t.message = redact_(result.message);
   t.error = redact_(result.error);
   t.output_json = redact_(result.output_json);
+  t.agent = Join(result.agents, ",");
   if (Status s = runs_.RecordTask(record_.id, seq_++, t); !s.ok())
     Warn("cannot record task " + t.name, s);
   next_.TaskFinished(index, result);

@@ -45,6 +45,7 @@ struct TaskRecord {
   std::string message;
   std::string error;
   std::string output_json = "{}";
+  std::string agent;  // a delegated task: the agents it ran on, comma-separated
 };
 
 struct RunRecord {

@@ -205,6 +205,8 @@ const std::vector<Migration>& StoreMigrations() {
        "  name TEXT NOT NULL,"
        "  revoked_at INTEGER NOT NULL"
        ") WITHOUT ROWID;"},
+      // Where a delegated task ran, in the run record.
+      {8, "ALTER TABLE run_tasks ADD COLUMN agent TEXT NOT NULL DEFAULT '';"},
   };
   return migrations;
 }

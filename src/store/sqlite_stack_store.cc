@@ -49,7 +49,6 @@ RunRecord ReadRun(const Statement& st) {
   return r;
 }
 
-
 }  // namespace
 
 Result<std::optional<StackInfo>> SqliteStackStore::FindStack(const std::string& name) {
@@ -229,11 +228,11 @@ Status SqliteStackStore::BeginRun(const RunRecord& run) { return InsertRun(run, 
 Status SqliteStackStore::RecordTask(const std::string& run_id, int seq, const TaskRecord& t) {
   Result<Statement> st = db_->Prepare(
       "INSERT OR REPLACE INTO run_tasks (run_id, seq, name, status, attempts, duration_ms, "
-      "changed, message, error, output) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "changed, message, error, output, agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   if (!st.ok()) return st.status();
   st->Bind(1, run_id).Bind(2, int64_t{seq}).Bind(3, t.name).Bind(4, t.status);
   st->Bind(5, int64_t{t.attempts}).Bind(6, t.duration_ms).Bind(7, int64_t{t.changed});
-  st->Bind(8, t.message).Bind(9, t.error).Bind(10, t.output_json);
+  st->Bind(8, t.message).Bind(9, t.error).Bind(10, t.output_json).Bind(11, t.agent);
   return st->Run();
 }
 
@@ -248,14 +247,14 @@ Status SqliteStackStore::FinishRun(const std::string& run_id, const std::string&
 
 Result<std::vector<TaskRecord>> SqliteStackStore::Tasks(const std::string& run_id) {
   Result<Statement> st = db_->Prepare(
-      "SELECT name, status, attempts, duration_ms, changed, message, error, output "
+      "SELECT name, status, attempts, duration_ms, changed, message, error, output, agent "
       "FROM run_tasks WHERE run_id = ? ORDER BY seq");
   if (!st.ok()) return st.status();
   st->Bind(1, run_id);
   return CollectRows<TaskRecord>(*st, [](const Statement& row) {
     return TaskRecord{row.Text(0), row.Text(1),     static_cast<int>(row.Int(2)),
                       row.Int(3),  row.Int(4) != 0, row.Text(5),
-                      row.Text(6), row.Text(7)};
+                      row.Text(6), row.Text(7),     row.Text(8)};
   });
 }
 

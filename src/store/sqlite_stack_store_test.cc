@@ -112,6 +112,23 @@ TEST_F(StackStoreTest, HistoryIsNewestFirstWithTasksInFinishOrder) {
   EXPECT_EQ(store_->History(s->id, 1)->size(), 1u);
 }
 
+TEST_F(StackStoreTest, ATaskRecordKeepsTheAgentsItRanOn) {
+  auto s = store_->EnsureStack("prod", "");
+  RunRecord run;
+  run.id = "run-a";
+  run.stack_id = s->id;
+  run.workflow = "wf";
+  ASSERT_TRUE(store_->BeginRun(run).ok());
+  TaskRecord remote = Task("deploy", "Success", 1);
+  remote.agent = "web-01,web-02";
+  ASSERT_TRUE(store_->RecordTask(run.id, 0, remote).ok());
+  ASSERT_TRUE(store_->RecordTask(run.id, 1, Task("local", "Success", 1)).ok());
+  auto history = store_->History(s->id, 0);
+  ASSERT_EQ(history->size(), 1u);
+  EXPECT_EQ((*history)[0].tasks[0].agent, "web-01,web-02");
+  EXPECT_EQ((*history)[0].tasks[1].agent, "");
+}
+
 TEST_F(StackStoreTest, ImportPutsBackStackAndRuns) {
   StackInfo info{"11111111-2222-4333-8444-555555555555",
                  "restored",
