@@ -37,10 +37,6 @@ void Log(const std::string& line) {
   std::fflush(stdout);
 }
 
-struct Identity {
-  std::string ca_pem, key_pem, cert_pem;
-};
-
 // "host:port" -> parts; IPv6 as "[::1]:50053".
 bool SplitAddress(const std::string& address, std::string* host, int* port) {
   size_t colon = address.rfind(':');
@@ -95,11 +91,8 @@ class Agent {
  private:
   // --- identity and enrolment
   Status LoadOrEnroll() {
-    Result<std::string> ca = ReadTextFile(dir_ + "/ca.crt");
-    Result<std::string> key = ReadTextFile(dir_ + "/agent.key");
-    Result<std::string> cert = ReadTextFile(dir_ + "/agent.crt");
-    if (ca.ok() && key.ok() && cert.ok()) {
-      id_ = {*ca, *key, *cert};
+    if (Result<AgentIdentity> id = LoadAgentIdentity(dir_); id.ok()) {
+      id_ = *id;
       if (!o_.token.empty())
         Log("agent " + o_.name + " is enrolled already; the join token was not used");
       return Status::Ok();
@@ -343,7 +336,7 @@ class Agent {
 
   AgentStartOptions o_;
   std::string dir_;
-  Identity id_;
+  AgentIdentity id_;
   Loop& loop_;
   std::function<void()> on_stop_;
   std::unique_ptr<JobRunner> jobs_;

@@ -129,6 +129,13 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
   return grpc::CreateCustomChannel(address, creds, args);
 }
 
+Result<AgentIdentity> LoadAgentIdentity(const std::string& dir) {
+  Result<std::string> ca = ReadTextFile(dir + "/ca.crt");
+  Result<pki::KeyCert> pair = LoadPair(dir, "agent");
+  if (!ca.ok() || !pair.ok()) return Status::Error("no agent certificate in " + dir);
+  return AgentIdentity{*ca, pair->key_pem, pair->cert_pem};
+}
+
 Result<std::shared_ptr<grpc::Channel>> AdminChannel(const std::string& data_dir,
                                                     const std::string& address) {
   std::string dir = ClusterDir(data_dir);

@@ -37,6 +37,13 @@ Result<std::shared_ptr<grpc::ServerCredentials>> MasterCredentials(const std::st
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
                                            std::shared_ptr<grpc::ChannelCredentials> creds);
+// An agent's identity, from DATA/agent/NAME/: the CA it trusts, its key and its certificate.
+struct AgentIdentity {
+  std::string ca_pem, key_pem, cert_pem;
+};
+// Fails when `dir` lacks any of ca.crt, agent.key, agent.crt (the agent is not enrolled).
+Result<AgentIdentity> LoadAgentIdentity(const std::string& dir);
+
 // mTLS channel with the admin certificate; fails with a clear message when it is missing.
 Result<std::shared_ptr<grpc::Channel>> AdminChannel(const std::string& data_dir,
                                                     const std::string& address);

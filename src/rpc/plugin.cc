@@ -68,13 +68,9 @@ class Plugin final : public RpcPlugin {
   static Result<std::shared_ptr<grpc::Channel>> AgentChannel(const std::string& data_dir,
                                                              const std::string& agent,
                                                              const std::string& master) {
-    std::string dir = AgentDir(data_dir, agent);
-    Result<std::string> ca = ReadTextFile(dir + "/ca.crt");
-    Result<std::string> key = ReadTextFile(dir + "/agent.key");
-    Result<std::string> cert = ReadTextFile(dir + "/agent.crt");
-    if (!ca.ok() || !key.ok() || !cert.ok())
-      return Status::Error("no agent certificate in " + dir + " to reach the master's stores");
-    return MakeChannel(master, TlsCredentials(*ca, *key, *cert));
+    Result<AgentIdentity> id = LoadAgentIdentity(AgentDir(data_dir, agent));
+    if (!id.ok()) return Status::Error(id.error() + " to reach the master's stores");
+    return MakeChannel(master, TlsCredentials(id->ca_pem, id->key_pem, id->cert_pem));
   }
 };
 

@@ -154,6 +154,13 @@ local function push(args, ...)
   return args
 end
 
+-- A copy of a list (an argument list to extend without touching the caller's).
+local function copy(t)
+  local out = {}
+  for i, v in ipairs(t) do out[i] = v end
+  return out
+end
+
 local function list(v)
   if v == nil then return {} end
   if type(v) == "table" then return v end

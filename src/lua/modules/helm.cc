@@ -20,12 +20,6 @@ local function common(args, o)
   return args
 end
 
-local function copy(t)
-  local out = {}
-  for i, v in ipairs(t) do out[i] = v end
-  return out
-end
-
 local function helm(args, o, extra)
   common(args, o)
   local ro = { workdir = o.workdir, env = o.env, timeout = o.timeout }

@@ -20,12 +20,6 @@ local function common(args, o)
   return args
 end
 
-local function copy(t)
-  local out = {}
-  for i, v in ipairs(t) do out[i] = v end
-  return out
-end
-
 -- A change: under --check the same command runs with --dry-run=client.
 local function change(args, o, extra)
   common(args, o)
